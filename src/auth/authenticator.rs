@@ -1,0 +1,127 @@
+//! Authenticators: anonymous, and ticket against the realm's static principals.
+//! HELLO yields a welcome, a challenge, or a refusal; AUTHENTICATE completes a challenge.
+
+use crate::router::error::WampError;
+use crate::config::RealmConfig;
+use crate::wamp::{Dict, Value};
+
+/// An authenticated identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub authid: String,
+    pub authrole: String,
+    pub authmethod: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HelloOutcome {
+    Welcome(Principal),
+    /// Send CHALLENGE(method, extra) and keep `pending` until AUTHENTICATE.
+    Challenge { method: &'static str, extra: Dict, pending: Principal },
+}
+
+#[derive(Debug)]
+pub struct Authenticator {
+    anonymous_role: Option<String>,
+    tickets: Vec<(String, String, String)>,
+}
+
+impl Authenticator {
+    pub fn from_config(realm: &RealmConfig) -> Authenticator {
+        Authenticator {
+            anonymous_role: realm.anonymous.clone(),
+            tickets: realm.principals.iter().map(|p| (p.authid.clone(), p.ticket.clone(), p.role.clone())).collect(),
+        }
+    }
+
+    /// Picks the first method the client offers that this realm can do.
+    pub fn hello(&self, details: &Dict, session_id: u64) -> Result<HelloOutcome, WampError> {
+        let offered: Vec<&str> = match details.get("authmethods") {
+            None => vec!["anonymous"],
+            Some(Value::List(l)) => l.iter().filter_map(Value::as_str).collect(),
+            Some(_) => return Err(WampError::ProtocolViolation("HELLO.Details.authmethods must be a list".into())),
+        };
+        let authid = details.get("authid").and_then(Value::as_str);
+        for method in &offered {
+            match *method {
+                "ticket" if !self.tickets.is_empty() => {
+                    let Some(authid) = authid else {
+                        return Err(WampError::AuthenticationFailed("ticket authentication needs an authid".into()));
+                    };
+                    // The principal's role is looked up at AUTHENTICATE; an unknown authid
+                    // is challenged like a known one so that authids cannot be probed.
+                    let pending = Principal { authid: authid.to_owned(), authrole: String::new(), authmethod: "ticket" };
+                    return Ok(HelloOutcome::Challenge { method: "ticket", extra: Dict::new(), pending });
+                }
+                "anonymous" => {
+                    if let Some(role) = &self.anonymous_role {
+                        return Ok(HelloOutcome::Welcome(Principal {
+                            authid: format!("anonymous-{session_id}"),
+                            authrole: role.clone(),
+                            authmethod: "anonymous",
+                        }));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Err(WampError::NoAuthMethod(format!("none of the offered authmethods {offered:?} is accepted on this realm")))
+    }
+
+    /// Checks the AUTHENTICATE signature for a pending challenge.
+    pub fn authenticate(&self, pending: &Principal, signature: &str) -> Result<Principal, WampError> {
+        let found = self.tickets.iter().find(|(authid, _, _)| *authid == pending.authid);
+        match found {
+            Some((_, ticket, role)) if constant_time_eq(ticket.as_bytes(), signature.as_bytes()) => {
+                Ok(Principal { authrole: role.clone(), ..pending.clone() })
+            }
+            _ => Err(WampError::AuthenticationFailed("invalid ticket".into())),
+        }
+    }
+}
+
+/// Compares secrets without an early exit, so timing does not reveal a common prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PrincipalConfig;
+    use crate::wamp::dict;
+
+    fn auth() -> Authenticator {
+        Authenticator::from_config(&RealmConfig {
+            name: "r".into(),
+            anonymous: Some("anonymous".into()),
+            roles: vec![],
+            principals: vec![PrincipalConfig { authid: "alice".into(), ticket: "s3cret".into(), role: "user".into() }],
+        })
+    }
+
+    #[test]
+    fn anonymous_by_default() {
+        let out = auth().hello(&Dict::new(), 7).unwrap();
+        assert_eq!(
+            out,
+            HelloOutcome::Welcome(Principal { authid: "anonymous-7".into(), authrole: "anonymous".into(), authmethod: "anonymous" })
+        );
+    }
+
+    #[test]
+    fn ticket_challenge_and_check() {
+        let a = auth();
+        let details = dict([("authmethods", Value::List(vec!["ticket".into()])), ("authid", "alice".into())]);
+        let HelloOutcome::Challenge { method, pending, .. } = a.hello(&details, 1).unwrap() else { panic!("no challenge") };
+        assert_eq!(method, "ticket");
+        assert_eq!(a.authenticate(&pending, "s3cret").unwrap().authrole, "user");
+        assert_eq!(a.authenticate(&pending, "wrong").unwrap_err().uri(), "wamp.error.authentication_failed");
+    }
+
+    #[test]
+    fn unsupported_method_is_refused() {
+        let details = dict([("authmethods", Value::List(vec!["wampcra".into()]))]);
+        assert_eq!(auth().hello(&details, 1).unwrap_err().uri(), "wamp.error.no_auth_method");
+    }
+}

@@ -1,0 +1,254 @@
+//! Router configuration: the typed settings the rest of the router runs on, their
+//! defaults, and loading them from a TOML main file plus an optional directory of
+//! per-realm TOML files.
+//!
+//! Loading is done in two steps: `raw` mirrors the file format with serde (keeping the
+//! source span of every value), then `validate` and `realm` turn that into the types
+//! below while collecting *every* semantic error with its file, line and column, so an
+//! operator can fix a broken configuration in one pass instead of one error per restart.
+
+mod error;
+mod raw;
+mod realm;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::wamp::uri::MatchPolicy;
+
+pub use error::{ConfigError, ConfigErrors};
+
+/// The complete router configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// File the configuration came from; `None` for the embedded default.
+    pub source: Option<PathBuf>,
+    /// WebSocket and HTTP listener.
+    pub listen: SocketAddr,
+    /// HTTP path on which WebSocket upgrades are accepted.
+    pub ws_path: String,
+    /// RawSocket over TCP; `None` when disabled (`rawsocket = "off"`).
+    pub rawsocket: Option<SocketAddr>,
+    /// RawSocket over a Unix domain socket; `None` when not configured.
+    pub unix: Option<PathBuf>,
+    pub limits: Limits,
+    pub log: LogConfig,
+    pub realms: Vec<RealmConfig>,
+}
+
+/// Resource limits. In the TOML file durations are written as integer milliseconds
+/// (`*_ms` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted WAMP message, in bytes.
+    pub max_message_size: usize,
+    /// Time a new connection has to complete HELLO/WELCOME.
+    pub hello_timeout: Duration,
+    /// Events queued per session before further events are dropped.
+    pub outbox_messages: usize,
+    /// Bytes of events queued per session before further events are dropped.
+    pub outbox_bytes: usize,
+    /// Hard cap on queued bytes including RPC traffic; beyond it the session is closed.
+    pub rpc_outbox_bytes: usize,
+    /// A writer stalled this long closes the session.
+    pub write_timeout: Duration,
+    /// Transport keep-alive interval; `Duration::ZERO` disables pings.
+    pub ping_interval: Duration,
+    pub max_sessions: usize,
+    pub max_subscriptions_per_session: usize,
+    pub max_registrations_per_session: usize,
+    /// Apply the WAMP strict URI rules to client-supplied URIs (loose rules otherwise).
+    pub strict_uris: bool,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// Parses the `log.format` value as written in the file.
+    pub fn parse(s: &str) -> Option<LogFormat> {
+        match s {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` EnvFilter directive such as `info` or `info,switchyard::router=debug`.
+    pub level: String,
+}
+
+/// One realm and its authorization rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealmConfig {
+    pub name: String,
+    /// Role given to anonymous sessions; `None`: anonymous sessions are refused.
+    pub anonymous: Option<String>,
+    pub roles: Vec<RoleConfig>,
+    /// Principals that may authenticate with WAMP-Ticket.
+    pub principals: Vec<PrincipalConfig>,
+}
+
+impl RealmConfig {
+    /// The role called `name`, if the realm defines it.
+    pub fn role(&self, name: &str) -> Option<&RoleConfig> {
+        self.roles.iter().find(|r| r.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleConfig {
+    pub name: String,
+    pub permissions: Vec<Permission>,
+}
+
+/// A Crossbar-style permission: which actions are allowed on URIs matching `uri`
+/// under `match_policy`, and whether caller/publisher identities are disclosed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permission {
+    pub uri: String,
+    pub match_policy: MatchPolicy,
+    pub allow: Allow,
+    pub disclose: Disclose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Allow {
+    pub call: bool,
+    pub register: bool,
+    pub publish: bool,
+    pub subscribe: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Disclose {
+    pub caller: bool,
+    pub publisher: bool,
+}
+
+/// A principal for WAMP-Ticket authentication.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PrincipalConfig {
+    pub authid: String,
+    pub ticket: String,
+    pub role: String,
+}
+
+// Hand-written so that tickets never end up in logs through `{:?}` of a Config.
+impl fmt::Debug for PrincipalConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrincipalConfig")
+            .field("authid", &self.authid)
+            .field("ticket", &"<redacted>")
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 16 * 1024 * 1024,
+            hello_timeout: Duration::from_millis(10_000),
+            outbox_messages: 1024,
+            outbox_bytes: 8 * 1024 * 1024,
+            rpc_outbox_bytes: 64 * 1024 * 1024,
+            write_timeout: Duration::from_millis(10_000),
+            ping_interval: Duration::from_millis(30_000),
+            max_sessions: 100_000,
+            max_subscriptions_per_session: 10_000,
+            max_registrations_per_session: 10_000,
+            strict_uris: true,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_string(),
+        }
+    }
+}
+
+impl RealmConfig {
+    /// The embedded default realm: `realm1`, where anonymous sessions may do everything.
+    fn default_realm() -> RealmConfig {
+        let all = Allow {
+            call: true,
+            register: true,
+            publish: true,
+            subscribe: true,
+        };
+        RealmConfig {
+            name: "realm1".to_string(),
+            anonymous: Some("anonymous".to_string()),
+            roles: vec![RoleConfig {
+                name: "anonymous".to_string(),
+                permissions: vec![Permission {
+                    uri: String::new(),
+                    match_policy: MatchPolicy::Prefix,
+                    allow: all,
+                    disclose: Disclose::default(),
+                }],
+            }],
+            principals: Vec::new(),
+        }
+    }
+}
+
+impl Default for Config {
+    /// The embedded default, used when the router is started without a config file.
+    fn default() -> Self {
+        Config {
+            source: None,
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            ws_path: "/ws".to_string(),
+            rawsocket: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 8081))),
+            unix: None,
+            limits: Limits::default(),
+            log: LogConfig::default(),
+            realms: vec![RealmConfig::default_realm()],
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the main file at `path` and the realm files of its
+    /// `realms_dir`. On failure returns every error found, not just the first.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::from_str(&text, path),
+            Err(e) => Err(ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: format!("cannot read configuration file: {e}"),
+            }])),
+        }
+    }
+
+    /// Validates `text` as the contents of the main file `file`. `file` is used in
+    /// error messages and to resolve `realms_dir` (relative to `file`'s folder), whose
+    /// realm files are read from disk.
+    #[allow(clippy::should_implement_trait)] // two arguments: not `FromStr`
+    pub fn from_str(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+        validate::build(text, file)
+    }
+}

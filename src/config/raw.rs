@@ -1,0 +1,113 @@
+//! Serde mirror of the TOML file format. Every value the validator may complain about
+//! is wrapped in `toml::Spanned` so errors can point at it; every table denies unknown
+//! keys so a typo is an error instead of a silently ignored setting.
+//!
+//! Integers are read as `i64` (TOML's integer type) rather than `usize`, so a negative
+//! limit is a semantic error reported alongside the others instead of a type error
+//! that would stop parsing the file.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The main file (`switchyard.toml`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMain {
+    pub realms_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub transport: RawTransport,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub realms: Vec<RawRealm>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTransport {
+    pub listen: Option<Spanned<String>>,
+    pub ws_path: Option<Spanned<String>>,
+    pub rawsocket: Option<Spanned<String>>,
+    pub unix: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub max_message_size: Option<Spanned<i64>>,
+    pub hello_timeout_ms: Option<Spanned<i64>>,
+    pub outbox_messages: Option<Spanned<i64>>,
+    pub outbox_bytes: Option<Spanned<i64>>,
+    pub rpc_outbox_bytes: Option<Spanned<i64>>,
+    pub write_timeout_ms: Option<Spanned<i64>>,
+    pub ping_interval_ms: Option<Spanned<i64>>,
+    pub max_sessions: Option<Spanned<i64>>,
+    pub max_subscriptions_per_session: Option<Spanned<i64>>,
+    pub max_registrations_per_session: Option<Spanned<i64>>,
+    pub strict_uris: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub format: Option<Spanned<String>>,
+    pub level: Option<Spanned<String>>,
+}
+
+/// A realm: an inline `[[realms]]` table, or a whole file in `realms_dir`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRealm {
+    pub name: Spanned<String>,
+    pub anonymous: Option<Spanned<String>>,
+    #[serde(default)]
+    pub roles: Vec<RawRole>,
+    #[serde(default)]
+    pub principals: Vec<RawPrincipal>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRole {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub permissions: Vec<RawPermission>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPermission {
+    pub uri: Spanned<String>,
+    #[serde(rename = "match")]
+    pub match_policy: Option<Spanned<String>>,
+    #[serde(default)]
+    pub allow: RawAllow,
+    #[serde(default)]
+    pub disclose: RawDisclose,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawAllow {
+    pub call: bool,
+    pub register: bool,
+    pub publish: bool,
+    pub subscribe: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawDisclose {
+    pub caller: bool,
+    pub publisher: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPrincipal {
+    pub authid: Spanned<String>,
+    pub ticket: Spanned<String>,
+    pub role: Spanned<String>,
+}

@@ -1,0 +1,202 @@
+//! Validation of realms: turns a `RawRealm` (inline or from a realm file) into a
+//! `RealmConfig`, checking names, roles, permissions and principals, and detects realm
+//! names defined twice across all files.
+
+use std::collections::HashMap;
+
+use toml::Spanned;
+
+use super::error::{ConfigError, Source};
+use super::raw::{RawPermission, RawPrincipal, RawRealm, RawRole};
+use super::{Allow, Disclose, Permission, PrincipalConfig, RealmConfig, RoleConfig};
+use crate::wamp::uri::{is_valid, MatchPolicy};
+
+/// The realms accepted so far, across the main file and every realm file.
+#[derive(Default)]
+pub(super) struct RealmSet {
+    realms: Vec<RealmConfig>,
+    /// Realm name -> `file:line:column` of its first definition, for duplicate errors.
+    first_seen: HashMap<String, String>,
+}
+
+impl RealmSet {
+    /// Validates `raw` (found in `src`) and adds it, recording errors in `errors`.
+    pub fn add(&mut self, src: &Source, raw: RawRealm, errors: &mut Vec<ConfigError>) {
+        let name_span = raw.name.span();
+        let realm = realm(src, raw, errors);
+        if let Some(first) = self.first_seen.get(&realm.name) {
+            let msg = format!("duplicate realm `{}`, first defined at {first}", realm.name);
+            errors.push(src.error(name_span, msg));
+            return;
+        }
+        let (line, column) = src.position(name_span.start);
+        let at = format!("{}:{line}:{column}", src.file.display());
+        self.first_seen.insert(realm.name.clone(), at);
+        self.realms.push(realm);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.realms.is_empty()
+    }
+
+    pub fn into_vec(self) -> Vec<RealmConfig> {
+        self.realms
+    }
+}
+
+fn realm(src: &Source, raw: RawRealm, errors: &mut Vec<ConfigError>) -> RealmConfig {
+    let name = raw.name.get_ref().clone();
+    // Realm names travel in HELLO and show up in metrics and logs: hold them to the
+    // strict URI rules even though permission URIs only need the loose ones.
+    if !is_valid(&name, MatchPolicy::Exact, true) {
+        let msg = format!(
+            "realm name `{name}` is not a valid URI (strict rules: lower-case letters, \
+             digits and `_`, separated by dots)"
+        );
+        errors.push(src.error(raw.name.span(), msg));
+    }
+    let roles = roles(src, raw.roles, errors);
+    let anonymous = raw.anonymous.map(|anon| {
+        if !roles.iter().any(|r| r.name == *anon.get_ref()) {
+            let msg = format!(
+                "anonymous role `{}` is not defined in realm `{name}`",
+                anon.get_ref()
+            );
+            errors.push(src.error(anon.span(), msg));
+        }
+        anon.into_inner()
+    });
+    let principals = principals(src, &name, raw.principals, &roles, errors);
+    RealmConfig {
+        name,
+        anonymous,
+        roles,
+        principals,
+    }
+}
+
+/// Tracks names already used within one realm so a repeat can say where the first was.
+#[derive(Default)]
+struct Seen(HashMap<String, usize>);
+
+impl Seen {
+    /// Records `name`; on a repeat returns the line of the first occurrence.
+    fn first_line(&mut self, src: &Source, name: &Spanned<String>) -> Option<usize> {
+        let line = src.position(name.span().start).0;
+        match self.0.get(name.get_ref()) {
+            Some(&first) => Some(first),
+            None => {
+                self.0.insert(name.get_ref().clone(), line);
+                None
+            }
+        }
+    }
+}
+
+fn roles(src: &Source, raw: Vec<RawRole>, errors: &mut Vec<ConfigError>) -> Vec<RoleConfig> {
+    let mut seen = Seen::default();
+    let mut roles = Vec::with_capacity(raw.len());
+    for role in raw {
+        if role.name.get_ref().is_empty() {
+            errors.push(src.error(role.name.span(), "role name must not be empty"));
+        } else if let Some(first) = seen.first_line(src, &role.name) {
+            let msg = format!(
+                "duplicate role `{}`, first defined on line {first}",
+                role.name.get_ref()
+            );
+            errors.push(src.error(role.name.span(), msg));
+            continue;
+        }
+        let permissions = role
+            .permissions
+            .into_iter()
+            .map(|p| permission(src, p, errors))
+            .collect();
+        roles.push(RoleConfig {
+            name: role.name.into_inner(),
+            permissions,
+        });
+    }
+    roles
+}
+
+fn permission(src: &Source, raw: RawPermission, errors: &mut Vec<ConfigError>) -> Permission {
+    let match_policy = match &raw.match_policy {
+        None => Some(MatchPolicy::Exact),
+        Some(m) => {
+            let policy = MatchPolicy::parse(m.get_ref());
+            if policy.is_none() {
+                let msg = format!(
+                    "unknown match policy `{}`, expected `exact`, `prefix` or `wildcard`",
+                    m.get_ref()
+                );
+                errors.push(src.error(m.span(), msg));
+            }
+            policy
+        }
+    };
+    // With an unknown policy the URI cannot be judged; one error for the line is enough.
+    if let Some(policy) = match_policy {
+        if !is_valid(raw.uri.get_ref(), policy, false) {
+            let msg = format!(
+                "URI `{}` is not valid for match policy `{policy}`",
+                raw.uri.get_ref()
+            );
+            errors.push(src.error(raw.uri.span(), msg));
+        }
+    }
+    let a = raw.allow;
+    let d = raw.disclose;
+    Permission {
+        uri: raw.uri.into_inner(),
+        match_policy: match_policy.unwrap_or_default(),
+        allow: Allow {
+            call: a.call,
+            register: a.register,
+            publish: a.publish,
+            subscribe: a.subscribe,
+        },
+        disclose: Disclose {
+            caller: d.caller,
+            publisher: d.publisher,
+        },
+    }
+}
+
+fn principals(
+    src: &Source,
+    realm: &str,
+    raw: Vec<RawPrincipal>,
+    roles: &[RoleConfig],
+    errors: &mut Vec<ConfigError>,
+) -> Vec<PrincipalConfig> {
+    let mut seen = Seen::default();
+    let mut principals = Vec::with_capacity(raw.len());
+    for p in raw {
+        let authid = p.authid.get_ref();
+        if authid.is_empty() {
+            errors.push(src.error(p.authid.span(), "principal authid must not be empty"));
+        } else if let Some(first) = seen.first_line(src, &p.authid) {
+            let msg = format!("duplicate principal `{authid}`, first defined on line {first}");
+            errors.push(src.error(p.authid.span(), msg));
+            continue;
+        }
+        if p.ticket.get_ref().is_empty() {
+            let msg = format!("principal `{authid}` has an empty ticket");
+            errors.push(src.error(p.ticket.span(), msg));
+        }
+        if !roles.iter().any(|r| r.name == *p.role.get_ref()) {
+            let msg = format!(
+                "role `{}` of principal `{authid}` is not defined in realm `{realm}`",
+                p.role.get_ref()
+            );
+            errors.push(src.error(p.role.span(), msg));
+        }
+        principals.push(PrincipalConfig {
+            authid: p.authid.into_inner(),
+            ticket: p.ticket.into_inner(),
+            role: p.role.into_inner(),
+        });
+    }
+    principals
+}

@@ -1,0 +1,14 @@
+//! Switchyard: a WAMP v2 router.
+//!
+//! - [`wamp`]: the protocol (messages, codecs, URIs, ids); pure, no I/O.
+//! - [`transport`]: WebSocket and RawSocket; turns bytes into frames and back.
+//! - [`router`]: realms, sessions, the broker and the dealer.
+//! - [`auth`]: who a peer is (authenticators) and what it may do (authorizer).
+//! - [`config`]: the configuration file and its checks.
+
+pub mod config;
+pub mod wamp;
+pub mod auth;
+pub mod router;
+pub mod server;
+pub mod transport;

@@ -1,0 +1,269 @@
+//! The broker: subscriptions and the fan-out of publications.
+//!
+//! One subscription per (topic, match policy), shared by all its subscribers, so an
+//! EVENT is encoded once per subscription and serializer and the same `Bytes` is queued
+//! to every subscriber. Lookups: exact topics in a hash map, prefixes in a patricia
+//! tree, wildcards in a component trie. Publications on one topic are ordered by a
+//! striped lock held while the event is queued (never across an await).
+
+mod filter;
+mod wildcard;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use patricia_tree::PatriciaMap;
+
+pub use filter::Recipients;
+use wildcard::WildcardTrie;
+
+use super::handle::SessionHandle;
+use super::metrics::Metrics;
+use super::outbox::PushError;
+use crate::wamp::ids::{global_id, IdSequence, SessionId};
+use crate::wamp::uri::MatchPolicy;
+use crate::wamp::{Args, Dict, Message, Serializer, Value};
+
+/// Number of lock stripes that order publications per topic.
+const TOPIC_STRIPES: usize = 64;
+
+#[derive(Debug)]
+pub struct Subscriber {
+    pub session: Arc<SessionHandle>,
+    /// Events dropped since the last one delivered; reported in the next EVENT.
+    dropped: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Subscription {
+    pub id: u64,
+    pub uri: String,
+    pub policy: MatchPolicy,
+    pub created: SystemTime,
+    subscribers: RwLock<Vec<Arc<Subscriber>>>,
+}
+
+impl Subscription {
+    pub fn subscriber_ids(&self) -> Vec<SessionId> {
+        read(&self.subscribers).iter().map(|s| s.session.id).collect()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    exact: std::collections::HashMap<String, Arc<Subscription>>,
+    prefix: PatriciaMap<Arc<Subscription>>,
+    wildcard: WildcardTrie<Arc<Subscription>>,
+    by_id: std::collections::HashMap<u64, Arc<Subscription>>,
+}
+
+impl Index {
+    fn find(&self, uri: &str, policy: MatchPolicy) -> Option<&Arc<Subscription>> {
+        match policy {
+            MatchPolicy::Exact => self.exact.get(uri),
+            MatchPolicy::Prefix => self.prefix.get(uri),
+            MatchPolicy::Wildcard => self.wildcard.get(uri),
+        }
+    }
+
+    fn insert(&mut self, sub: Arc<Subscription>) {
+        match sub.policy {
+            MatchPolicy::Exact => drop(self.exact.insert(sub.uri.clone(), sub.clone())),
+            MatchPolicy::Prefix => drop(self.prefix.insert(sub.uri.as_str(), sub.clone())),
+            MatchPolicy::Wildcard => self.wildcard.insert(&sub.uri, sub.clone()),
+        }
+        self.by_id.insert(sub.id, sub);
+    }
+
+    fn remove(&mut self, sub: &Subscription) {
+        match sub.policy {
+            MatchPolicy::Exact => drop(self.exact.remove(&sub.uri)),
+            MatchPolicy::Prefix => drop(self.prefix.remove(sub.uri.as_str())),
+            MatchPolicy::Wildcard => drop(self.wildcard.remove(&sub.uri)),
+        }
+        self.by_id.remove(&sub.id);
+    }
+
+    fn matching(&self, topic: &str, out: &mut Vec<Arc<Subscription>>) {
+        if let Some(s) = self.exact.get(topic) {
+            out.push(s.clone());
+        }
+        out.extend(self.prefix.common_prefixes(topic).map(|(_, s)| s.clone()));
+        self.wildcard.matches(topic, out);
+    }
+}
+
+#[derive(Debug)]
+pub struct Broker {
+    index: RwLock<Index>,
+    stripes: Vec<Mutex<()>>,
+    metrics: Arc<Metrics>,
+}
+
+/// What a publication needs besides its topic and payload.
+pub struct Publication<'a> {
+    pub publisher: &'a SessionHandle,
+    pub topic: &'a str,
+    pub recipients: Recipients,
+    pub disclose: bool,
+    pub payload: Args,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // Critical sections never leave the data half-updated, so poisoning is ignored.
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Broker {
+    pub fn new(metrics: Arc<Metrics>) -> Broker {
+        Broker { index: RwLock::default(), stripes: (0..TOPIC_STRIPES).map(|_| Mutex::new(())).collect(), metrics }
+    }
+
+    /// Adds `session` to the subscription for (uri, policy), creating it if needed.
+    /// Subscribing twice returns the same id. `ids` is the router-scope id sequence.
+    pub fn subscribe(&self, session: &Arc<SessionHandle>, uri: &str, policy: MatchPolicy, ids: &IdSequence) -> u64 {
+        let mut index = write(&self.index);
+        let sub = match index.find(uri, policy) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(Subscription {
+                    id: ids.next(),
+                    uri: uri.to_owned(),
+                    policy,
+                    created: SystemTime::now(),
+                    subscribers: RwLock::default(),
+                });
+                index.insert(s.clone());
+                s
+            }
+        };
+        let mut subs = write(&sub.subscribers);
+        if !subs.iter().any(|s| s.session.id == session.id) {
+            subs.push(Arc::new(Subscriber { session: session.clone(), dropped: AtomicU64::new(0) }));
+        }
+        sub.id
+    }
+
+    /// Removes `session` from subscription `id`; the subscription goes away with its last
+    /// subscriber so the index never keeps topics nobody listens to. False if the session
+    /// was not subscribed.
+    pub fn unsubscribe(&self, session: SessionId, id: u64) -> bool {
+        let mut index = write(&self.index);
+        let Some(sub) = index.by_id.get(&id).cloned() else { return false };
+        let mut subs = write(&sub.subscribers);
+        let before = subs.len();
+        subs.retain(|s| s.session.id != session);
+        let removed = subs.len() != before;
+        if subs.is_empty() {
+            drop(subs);
+            index.remove(&sub);
+        }
+        removed
+    }
+
+    pub fn subscription(&self, id: u64) -> Option<Arc<Subscription>> {
+        read(&self.index).by_id.get(&id).cloned()
+    }
+
+    /// Number of live subscriptions (for tests of index pruning).
+    pub fn subscription_count(&self) -> usize {
+        read(&self.index).by_id.len()
+    }
+
+    /// Delivers a publication and returns its id.
+    pub fn publish(&self, p: Publication<'_>) -> u64 {
+        let publication = global_id();
+        self.metrics.events_published.inc();
+        let mut publisher_details = Dict::new();
+        if p.disclose {
+            publisher_details.insert("publisher".into(), Value::UInt(p.publisher.id.0));
+            publisher_details.insert("publisher_authid".into(), p.publisher.authid.as_str().into());
+            publisher_details.insert("publisher_authrole".into(), p.publisher.authrole.as_str().into());
+        }
+        let stripe = {
+            let mut h = DefaultHasher::new();
+            p.topic.hash(&mut h);
+            (h.finish() as usize) % self.stripes.len()
+        };
+        let _order = self.stripes[stripe].lock().unwrap_or_else(|e| e.into_inner());
+        let mut matching = Vec::new();
+        read(&self.index).matching(p.topic, &mut matching);
+        for sub in &matching {
+            let mut details = publisher_details.clone();
+            if sub.policy != MatchPolicy::Exact {
+                details.insert("topic".into(), p.topic.into());
+            }
+            let event = Message::Event { subscription: sub.id, publication, details, payload: p.payload.clone() };
+            self.fan_out(sub, &event, &p.recipients);
+        }
+        publication
+    }
+
+    fn fan_out(&self, sub: &Subscription, event: &Message, recipients: &Recipients) {
+        let mut frames: [Option<Option<Bytes>>; 3] = [None, None, None];
+        for subscriber in read(&sub.subscribers).iter() {
+            let session = &subscriber.session;
+            if !recipients.admits(session) {
+                continue;
+            }
+            let ser = session.serializer;
+            let frame = frames[ser.index()].get_or_insert_with(|| self.encode(event, ser));
+            let Some(frame) = frame else { continue };
+            if frame.len() > session.max_outgoing {
+                self.metrics.events_dropped_too_large.inc();
+                self.dropped(subscriber);
+                continue;
+            }
+            let missed = subscriber.dropped.swap(0, Ordering::Relaxed);
+            let frame = if missed == 0 { frame.clone() } else { self.with_gap(event, ser, missed).unwrap_or_else(|| frame.clone()) };
+            match session.outbox.push_event(frame) {
+                Ok(()) => {
+                    self.metrics.events_delivered.inc();
+                }
+                Err(PushError::Full) => {
+                    subscriber.dropped.fetch_add(missed, Ordering::Relaxed);
+                    self.metrics.events_dropped_full.inc();
+                    self.dropped(subscriber);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn encode(&self, event: &Message, ser: Serializer) -> Option<Bytes> {
+        self.metrics.event_encodes.inc();
+        match event.encode(ser) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::warn!(serializer = ser.name(), error = %e, "event payload cannot be transcoded; not delivered");
+                None
+            }
+        }
+    }
+
+    /// The first event after a gap carries `Details._dropped`: how many events this
+    /// subscriber missed just before it. Rare, so encoded per subscriber.
+    fn with_gap(&self, event: &Message, ser: Serializer, missed: u64) -> Option<Bytes> {
+        let Message::Event { subscription, publication, details, payload } = event else { return None };
+        let mut details = details.clone();
+        details.insert("_dropped".into(), Value::UInt(missed));
+        let marked = Message::Event { subscription: *subscription, publication: *publication, details, payload: payload.clone() };
+        self.encode(&marked, ser)
+    }
+
+    fn dropped(&self, subscriber: &Subscriber) {
+        subscriber.dropped.fetch_add(1, Ordering::Relaxed);
+        let total = subscriber.session.dropped_events.fetch_add(1, Ordering::Relaxed) + 1;
+        if total.is_power_of_two() {
+            tracing::warn!(session = %subscriber.session.id, dropped = total, "subscriber too slow: events dropped");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! A component trie for wildcard patterns. WAMP wildcards match exactly one component
+//! per empty pattern component and require the same number of components, a semantics
+//! no general-purpose crate offers. A lookup walks at most two branches per component
+//! (the literal one and the wildcard one), never the list of all patterns.
+
+use std::collections::HashMap;
+
+#[derive(Debug)]
+struct Node<T> {
+    literal: HashMap<String, Node<T>>,
+    wildcard: Option<Box<Node<T>>>,
+    /// The value of the pattern that ends at this node.
+    value: Option<T>,
+}
+
+impl<T> Default for Node<T> {
+    fn default() -> Self {
+        Node { literal: HashMap::new(), wildcard: None, value: None }
+    }
+}
+
+impl<T> Node<T> {
+    fn is_empty(&self) -> bool {
+        self.value.is_none() && self.literal.is_empty() && self.wildcard.is_none()
+    }
+}
+
+#[derive(Debug)]
+pub struct WildcardTrie<T> {
+    root: Node<T>,
+    len: usize,
+}
+
+impl<T> Default for WildcardTrie<T> {
+    fn default() -> Self {
+        WildcardTrie { root: Node::default(), len: 0 }
+    }
+}
+
+impl<T: Clone> WildcardTrie<T> {
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn get(&self, pattern: &str) -> Option<&T> {
+        let mut node = &self.root;
+        for c in pattern.split('.') {
+            node = if c.is_empty() { node.wildcard.as_deref()? } else { node.literal.get(c)? };
+        }
+        node.value.as_ref()
+    }
+
+    pub fn insert(&mut self, pattern: &str, value: T) {
+        let mut node = &mut self.root;
+        for c in pattern.split('.') {
+            node = if c.is_empty() {
+                node.wildcard.get_or_insert_with(Box::default)
+            } else {
+                node.literal.entry(c.to_owned()).or_default()
+            };
+        }
+        if node.value.replace(value).is_none() {
+            self.len += 1;
+        }
+    }
+
+    /// Removes a pattern and prunes the branches it leaves empty, so the trie never keeps
+    /// nodes for patterns nobody subscribes to any more.
+    pub fn remove(&mut self, pattern: &str) -> Option<T> {
+        let parts: Vec<&str> = pattern.split('.').collect();
+        let out = remove_at(&mut self.root, &parts);
+        if out.is_some() {
+            self.len -= 1;
+        }
+        out
+    }
+
+    /// Appends the values of every pattern matching the concrete `uri`.
+    pub fn matches(&self, uri: &str, out: &mut Vec<T>) {
+        let parts: Vec<&str> = uri.split('.').collect();
+        collect(&self.root, &parts, out);
+    }
+}
+
+fn remove_at<T>(node: &mut Node<T>, parts: &[&str]) -> Option<T> {
+    let Some((first, rest)) = parts.split_first() else {
+        return node.value.take();
+    };
+    if first.is_empty() {
+        let child = node.wildcard.as_deref_mut()?;
+        let out = remove_at(child, rest);
+        if child.is_empty() {
+            node.wildcard = None;
+        }
+        out
+    } else {
+        let child = node.literal.get_mut(*first)?;
+        let out = remove_at(child, rest);
+        if child.is_empty() {
+            node.literal.remove(*first);
+        }
+        out
+    }
+}
+
+fn collect<T: Clone>(node: &Node<T>, parts: &[&str], out: &mut Vec<T>) {
+    let Some((first, rest)) = parts.split_first() else {
+        if let Some(v) = &node.value {
+            out.push(v.clone());
+        }
+        return;
+    };
+    if let Some(child) = node.literal.get(*first) {
+        collect(child, rest, out);
+    }
+    if let Some(child) = &node.wildcard {
+        collect(child, rest, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_same_arity_with_empty_components() {
+        let mut t = WildcardTrie::default();
+        t.insert("com.myapp..update", 1);
+        t.insert("com...update", 2);
+        t.insert("com.myapp.user.", 3);
+        let mut out = Vec::new();
+        t.matches("com.myapp.user.update", &mut out);
+        out.sort();
+        assert_eq!(out, vec![1, 2, 3]);
+        out.clear();
+        t.matches("com.myapp.update", &mut out);
+        assert!(out.is_empty());
+        out.clear();
+        t.matches("com.myapp.user.x.update", &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn remove_prunes_empty_branches() {
+        let mut t = WildcardTrie::default();
+        t.insert("a..c", 1);
+        t.insert("a.b.", 2);
+        assert_eq!(t.remove("a..c"), Some(1));
+        assert_eq!(t.remove("a..c"), None);
+        assert_eq!(t.len(), 1);
+        assert!(t.root.literal["a"].wildcard.is_none());
+        assert_eq!(t.remove("a.b."), Some(2));
+        assert!(t.root.is_empty());
+        assert_eq!(t.get("a.b."), None);
+    }
+}

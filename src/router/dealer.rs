@@ -1,0 +1,281 @@
+//! The dealer: registrations and the routing of calls, results and errors.
+//!
+//! Every call in flight is a `PendingCall` keyed by (callee session, INVOCATION request
+//! id), with a second key (caller session, CALL request id) for cancellation. Either
+//! side leaving resolves its calls at once: a caller never waits for a callee that is
+//! gone, and a callee that supports cancellation is told when its caller left.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use super::error::WampError;
+use super::handle::{SendError, SessionHandle};
+use super::metrics::Metrics;
+use crate::wamp::ids::{IdSequence, SessionId};
+use crate::wamp::message::code;
+use crate::wamp::{dict, Args, Dict, Message, Value};
+
+#[derive(Debug)]
+pub struct Registration {
+    pub id: u64,
+    pub uri: String,
+    pub callee: Arc<SessionHandle>,
+    pub created: SystemTime,
+}
+
+#[derive(Debug)]
+struct PendingCall {
+    caller: Arc<SessionHandle>,
+    caller_request: u64,
+    callee: Arc<SessionHandle>,
+    receive_progress: bool,
+}
+
+#[derive(Debug, Default)]
+struct Procedures {
+    by_uri: HashMap<String, Arc<Registration>>,
+    by_id: HashMap<u64, Arc<Registration>>,
+}
+
+#[derive(Debug, Default)]
+struct Calls {
+    by_invocation: HashMap<(SessionId, u64), PendingCall>,
+    by_call: HashMap<(SessionId, u64), (SessionId, u64)>,
+}
+
+impl Calls {
+    fn remove(&mut self, key: (SessionId, u64)) -> Option<PendingCall> {
+        let call = self.by_invocation.remove(&key)?;
+        self.by_call.remove(&(call.caller.id, call.caller_request));
+        Some(call)
+    }
+}
+
+/// How a CANCEL is carried out (spec: call canceling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CancelMode {
+    Skip,
+    Kill,
+    KillNoWait,
+}
+
+/// What a CALL needs besides the caller.
+pub struct CallRequest {
+    pub request: u64,
+    pub procedure: String,
+    pub options: Dict,
+    pub payload: Args,
+    pub disclose: bool,
+}
+
+#[derive(Debug)]
+pub struct Dealer {
+    procedures: RwLock<Procedures>,
+    calls: Mutex<Calls>,
+    metrics: Arc<Metrics>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // No critical section leaves the maps inconsistent, so poisoning is ignored.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Dealer {
+    pub fn new(metrics: Arc<Metrics>) -> Dealer {
+        Dealer { procedures: RwLock::default(), calls: Mutex::default(), metrics }
+    }
+
+    pub fn register(&self, callee: &Arc<SessionHandle>, uri: &str, ids: &IdSequence) -> Result<u64, WampError> {
+        let mut procs = self.procedures.write().unwrap_or_else(|p| p.into_inner());
+        if procs.by_uri.contains_key(uri) {
+            return Err(WampError::ProcedureAlreadyExists(uri.to_owned()));
+        }
+        let reg = Arc::new(Registration { id: ids.next(), uri: uri.to_owned(), callee: callee.clone(), created: SystemTime::now() });
+        procs.by_uri.insert(uri.to_owned(), reg.clone());
+        procs.by_id.insert(reg.id, reg.clone());
+        Ok(reg.id)
+    }
+
+    pub fn unregister(&self, callee: SessionId, id: u64) -> Result<(), WampError> {
+        let mut procs = self.procedures.write().unwrap_or_else(|p| p.into_inner());
+        match procs.by_id.get(&id) {
+            Some(r) if r.callee.id == callee => {
+                let uri = r.uri.clone();
+                procs.by_id.remove(&id);
+                procs.by_uri.remove(&uri);
+                Ok(())
+            }
+            _ => Err(WampError::NoSuchRegistration(id)),
+        }
+    }
+
+    pub fn registration_count(&self) -> usize {
+        self.procedures.read().unwrap_or_else(|p| p.into_inner()).by_id.len()
+    }
+
+    /// Routes a CALL to its callee as an INVOCATION.
+    pub fn call(&self, caller: &Arc<SessionHandle>, req: CallRequest) -> Result<(), WampError> {
+        let reg = self
+            .procedures
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_uri
+            .get(&req.procedure)
+            .cloned()
+            .ok_or_else(|| WampError::NoSuchProcedure(req.procedure.clone()))?;
+        let callee = reg.callee.clone();
+        let wants_progress = req.options.get("receive_progress").and_then(Value::as_bool).unwrap_or(false);
+        let receive_progress = wants_progress && callee.features.callee_progressive_call_results;
+        let mut details = Dict::new();
+        if req.disclose || req.options.get("disclose_me").and_then(Value::as_bool).unwrap_or(false) {
+            details.insert("caller".into(), Value::UInt(caller.id.0));
+            details.insert("caller_authid".into(), caller.authid.as_str().into());
+            details.insert("caller_authrole".into(), caller.authrole.as_str().into());
+        }
+        if receive_progress {
+            details.insert("receive_progress".into(), Value::Bool(true));
+        }
+        let request = callee.requests.next();
+        let invocation = Message::Invocation { request, registration: reg.id, details, payload: req.payload };
+        // Registered before sending so that a fast YIELD always finds its call.
+        {
+            let mut calls = lock(&self.calls);
+            calls.by_call.insert((caller.id, req.request), (callee.id, request));
+            calls.by_invocation.insert(
+                (callee.id, request),
+                PendingCall { caller: caller.clone(), caller_request: req.request, callee: callee.clone(), receive_progress },
+            );
+        }
+        if let Err(e) = callee.send(&invocation) {
+            lock(&self.calls).remove((callee.id, request));
+            return Err(match e {
+                SendError::TooLarge(n) => {
+                    WampError::PayloadSizeExceeded(format!("the call of {n} bytes exceeds the callee's maximum message size"))
+                }
+                SendError::Encode(m) => WampError::InvalidArgument(m),
+                SendError::Gone => WampError::Canceled("the callee left".into()),
+            });
+        }
+        self.metrics.calls.inc();
+        Ok(())
+    }
+
+    /// A YIELD from a callee: forwarded to the caller as RESULT (progressive or final).
+    /// A YIELD for an unknown request (the call was cancelled) is ignored, as the spec asks.
+    pub fn yield_result(&self, callee: SessionId, request: u64, options: &Dict, payload: Args) {
+        let progress = options.get("progress").and_then(Value::as_bool).unwrap_or(false);
+        let mut calls = lock(&self.calls);
+        let key = (callee, request);
+        let (caller, caller_request, details) = if progress {
+            match calls.by_invocation.get(&key) {
+                Some(c) if c.receive_progress => (c.caller.clone(), c.caller_request, dict([("progress", Value::Bool(true))])),
+                _ => return,
+            }
+        } else {
+            match calls.remove(key) {
+                Some(c) => (c.caller, c.caller_request, Dict::new()),
+                None => return,
+            }
+        };
+        drop(calls);
+        let result = Message::Result { request: caller_request, details, payload };
+        if let Err(e) = caller.send(&result) {
+            self.result_undeliverable(&caller, caller_request, e);
+        }
+    }
+
+    /// An ERROR for an INVOCATION: passed to the caller unchanged (URI, args, kwargs).
+    pub fn callee_error(&self, callee: SessionId, request: u64, details: Dict, error: String, payload: Args) {
+        let Some(call) = lock(&self.calls).remove((callee, request)) else { return };
+        let msg = Message::Error { request_type: code::CALL, request: call.caller_request, details, error, payload };
+        if let Err(e) = call.caller.send(&msg) {
+            self.result_undeliverable(&call.caller, call.caller_request, e);
+        }
+    }
+
+    /// A result too large or not encodable for the caller still ends the call: the caller
+    /// gets an error saying why instead.
+    fn result_undeliverable(&self, caller: &SessionHandle, caller_request: u64, e: SendError) {
+        let err = match e {
+            SendError::Gone => return,
+            SendError::TooLarge(n) => {
+                WampError::PayloadSizeExceeded(format!("the result of {n} bytes exceeds the caller's maximum message size"))
+            }
+            SendError::Encode(m) => WampError::InvalidArgument(m),
+        };
+        let _ = caller.send(&error_message(code::CALL, caller_request, &err, caller));
+    }
+
+    /// A CANCEL from a caller.
+    pub fn cancel(&self, caller: SessionId, request: u64, options: &Dict) -> Result<(), WampError> {
+        let mode = match options.get("mode").and_then(Value::as_str) {
+            None | Some("killnowait") => CancelMode::KillNoWait,
+            Some("kill") => CancelMode::Kill,
+            Some("skip") => CancelMode::Skip,
+            Some(other) => return Err(WampError::InvalidArgument(format!("unknown cancel mode '{other}'"))),
+        };
+        let mut calls = lock(&self.calls);
+        let Some(&key) = calls.by_call.get(&(caller, request)) else { return Ok(()) };
+        let Some(call) = calls.by_invocation.get(&key) else { return Ok(()) };
+        let callee = call.callee.clone();
+        let can_interrupt = callee.features.callee_call_canceling;
+        if mode == CancelMode::Kill && can_interrupt {
+            // The callee answers the INTERRUPT with an ERROR, which ends the call.
+            drop(calls);
+            let _ = callee.send(&Message::Interrupt { request: key.1, options: dict([("mode", "kill".into())]) });
+            return Ok(());
+        }
+        let Some(call) = calls.remove(key) else { return Ok(()) };
+        drop(calls);
+        if mode == CancelMode::KillNoWait && can_interrupt {
+            let _ = callee.send(&Message::Interrupt { request: key.1, options: dict([("mode", "killnowait".into())]) });
+        }
+        let err = WampError::Canceled("the call was canceled by the caller".into());
+        let _ = call.caller.send(&error_message(code::CALL, call.caller_request, &err, &call.caller));
+        Ok(())
+    }
+
+    /// Removes a leaving session's registrations and resolves every call it is part of.
+    pub fn session_closed(&self, session: SessionId) {
+        {
+            let mut procs = self.procedures.write().unwrap_or_else(|p| p.into_inner());
+            let ids: Vec<u64> = procs.by_id.values().filter(|r| r.callee.id == session).map(|r| r.id).collect();
+            for id in ids {
+                if let Some(r) = procs.by_id.remove(&id) {
+                    procs.by_uri.remove(&r.uri);
+                }
+            }
+        }
+        let orphaned: Vec<(u64, PendingCall)> = {
+            let mut calls = lock(&self.calls);
+            let keys: Vec<(SessionId, u64)> = calls
+                .by_invocation
+                .iter()
+                .filter(|(_, c)| c.callee.id == session || c.caller.id == session)
+                .map(|(k, _)| *k)
+                .collect();
+            keys.into_iter().filter_map(|k| calls.remove(k).map(|c| (k.1, c))).collect()
+        };
+        for (invocation, call) in orphaned {
+            if call.callee.id == session {
+                let err = WampError::Canceled("the callee left before answering".into());
+                let _ = call.caller.send(&error_message(code::CALL, call.caller_request, &err, &call.caller));
+            } else if call.callee.features.callee_call_canceling {
+                let interrupt = Message::Interrupt { request: invocation, options: dict([("mode", "killnowait".into())]) };
+                let _ = call.callee.send(&interrupt);
+            }
+        }
+    }
+}
+
+/// An ERROR reply carrying a router error.
+pub fn error_message(request_type: u64, request: u64, err: &WampError, to: &SessionHandle) -> Message {
+    Message::Error {
+        request_type,
+        request,
+        details: Dict::new(),
+        error: err.uri().to_owned(),
+        payload: err.args(to.serializer),
+    }
+}

@@ -1,0 +1,70 @@
+//! Errors the router answers with, each carrying the WAMP error URI it maps to. They
+//! become ERROR replies (with the message as Arguments[0]) or ABORT reasons.
+
+use thiserror::Error;
+
+use crate::wamp::{dict, Args, Dict, Payload, Serializer, Value};
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum WampError {
+    #[error("no such realm '{0}'")]
+    NoSuchRealm(String),
+    #[error("{0}")]
+    NoAuthMethod(String),
+    #[error("{0}")]
+    AuthenticationFailed(String),
+    #[error("{0}")]
+    ProtocolViolation(String),
+    #[error("session is not authorized to {action} '{uri}'")]
+    NotAuthorized { action: &'static str, uri: String },
+    #[error("invalid URI '{0}'")]
+    InvalidUri(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("no procedure registered under '{0}'")]
+    NoSuchProcedure(String),
+    #[error("a procedure is already registered under '{0}'")]
+    ProcedureAlreadyExists(String),
+    #[error("no registration {0} of this session")]
+    NoSuchRegistration(u64),
+    #[error("no subscription {0} of this session")]
+    NoSuchSubscription(u64),
+    #[error("{0}")]
+    Canceled(String),
+    #[error("{0}")]
+    PayloadSizeExceeded(String),
+    #[error("{0}")]
+    LimitReached(String),
+}
+
+impl WampError {
+    pub fn uri(&self) -> &'static str {
+        match self {
+            WampError::NoSuchRealm(_) => "wamp.error.no_such_realm",
+            WampError::NoAuthMethod(_) => "wamp.error.no_auth_method",
+            WampError::AuthenticationFailed(_) => "wamp.error.authentication_failed",
+            WampError::ProtocolViolation(_) => "wamp.error.protocol_violation",
+            WampError::NotAuthorized { .. } => "wamp.error.not_authorized",
+            WampError::InvalidUri(_) => "wamp.error.invalid_uri",
+            WampError::InvalidArgument(_) => "wamp.error.invalid_argument",
+            WampError::NoSuchProcedure(_) => "wamp.error.no_such_procedure",
+            WampError::ProcedureAlreadyExists(_) => "wamp.error.procedure_already_exists",
+            WampError::NoSuchRegistration(_) => "wamp.error.no_such_registration",
+            WampError::NoSuchSubscription(_) => "wamp.error.no_such_subscription",
+            WampError::Canceled(_) => "wamp.error.canceled",
+            WampError::PayloadSizeExceeded(_) => "wamp.error.payload_size_exceeded",
+            WampError::LimitReached(_) => "wamp.error.limit_reached",
+        }
+    }
+
+    /// ABORT/GOODBYE details: `{"message": ...}`.
+    pub fn details(&self) -> Dict {
+        dict([("message", Value::Str(self.to_string()))])
+    }
+
+    /// ERROR payload: the message as the only positional argument, as Crossbar and
+    /// autobahn clients expect (`ApplicationError.args[0]`).
+    pub fn args(&self, serializer: Serializer) -> Args {
+        Args { args: Some(Payload::from_value(serializer, &Value::List(vec![Value::Str(self.to_string())]))), kwargs: None }
+    }
+}

@@ -1,0 +1,73 @@
+//! Router metrics, one registry per router instance (tests run several routers in one
+//! process). Served as Prometheus text on `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub sessions: Gauge,
+    pub events_published: Counter,
+    pub events_delivered: Counter,
+    /// Events not queued because the subscriber's outbox was full.
+    pub events_dropped_full: Counter,
+    /// Events not sent because they exceed the subscriber's maximum message size.
+    pub events_dropped_too_large: Counter,
+    /// EVENT frames encoded: one per (subscription, serializer) per publication.
+    pub event_encodes: Counter,
+    pub calls: Counter,
+    pub protocol_violations: Counter,
+    pub oversized_messages: Counter,
+    pub sessions_refused: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("switchyard");
+        let m = Metrics {
+            sessions: Gauge::default(),
+            events_published: Counter::default(),
+            events_delivered: Counter::default(),
+            events_dropped_full: Counter::default(),
+            events_dropped_too_large: Counter::default(),
+            event_encodes: Counter::default(),
+            calls: Counter::default(),
+            protocol_violations: Counter::default(),
+            oversized_messages: Counter::default(),
+            sessions_refused: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("sessions", "Established sessions", m.sessions.clone());
+        registry.register("events_published", "Publications accepted", m.events_published.clone());
+        registry.register("events_delivered", "EVENTs queued to subscribers", m.events_delivered.clone());
+        registry.register("events_dropped_outbox_full", "EVENTs dropped: subscriber outbox full", m.events_dropped_full.clone());
+        registry.register(
+            "events_dropped_too_large",
+            "EVENTs dropped: larger than the subscriber's maximum message size",
+            m.events_dropped_too_large.clone(),
+        );
+        registry.register("event_encodes", "EVENT frames encoded (once per subscription and serializer)", m.event_encodes.clone());
+        registry.register("calls", "CALLs routed to a callee", m.calls.clone());
+        registry.register("protocol_violations", "Sessions aborted for a protocol violation", m.protocol_violations.clone());
+        registry.register("oversized_messages", "Connections closed for a message above the size limit", m.oversized_messages.clone());
+        registry.register("sessions_refused", "Connections refused at the session limit", m.sessions_refused.clone());
+        Metrics { registry, ..m }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        out
+    }
+}

@@ -1,0 +1,60 @@
+//! A realm: one broker, one dealer, an authenticator and an authorizer. Realms share
+//! nothing, so a hot realm never slows another.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use super::broker::Broker;
+use super::dealer::Dealer;
+use super::handle::SessionHandle;
+use super::metrics::Metrics;
+use crate::auth::{Action, Authenticator, Authorizer, Decision, StaticRoles};
+use crate::config::RealmConfig;
+use crate::wamp::ids::{IdSequence, SessionId};
+
+#[derive(Debug)]
+pub struct Realm {
+    pub name: String,
+    pub broker: Broker,
+    pub dealer: Dealer,
+    pub authenticator: Authenticator,
+    authorizer: Box<dyn Authorizer>,
+    /// Router-scope ids (subscriptions, registrations).
+    pub ids: IdSequence,
+    sessions: RwLock<HashMap<SessionId, Arc<SessionHandle>>>,
+}
+
+impl Realm {
+    pub fn from_config(cfg: &RealmConfig, metrics: Arc<Metrics>) -> Realm {
+        Realm {
+            name: cfg.name.clone(),
+            broker: Broker::new(metrics.clone()),
+            dealer: Dealer::new(metrics),
+            authenticator: Authenticator::from_config(cfg),
+            authorizer: Box::new(StaticRoles::from_config(cfg)),
+            ids: IdSequence::new(),
+            sessions: RwLock::default(),
+        }
+    }
+
+    pub fn authorize(&self, session: &SessionHandle, action: Action, uri: &str) -> Decision {
+        self.authorizer.authorize(&session.authrole, action, uri)
+    }
+
+    pub fn join(&self, handle: Arc<SessionHandle>) {
+        self.sessions.write().unwrap_or_else(|p| p.into_inner()).insert(handle.id, handle);
+    }
+
+    pub fn leave(&self, id: SessionId) {
+        self.sessions.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.dealer.session_closed(id);
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn sessions(&self) -> Vec<Arc<SessionHandle>> {
+        self.sessions.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+}

@@ -1,0 +1,87 @@
+//! Binds the configured listeners and runs the router behind them. Used by the binary
+//! and, in-process, by the Rust integration tests.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::router::Router;
+use crate::transport::{http, rawsocket};
+
+pub struct Server {
+    pub router: Arc<Router>,
+    pub websocket: SocketAddr,
+    pub ws_path: String,
+    pub rawsocket: Option<SocketAddr>,
+    pub unix: Option<PathBuf>,
+    tasks: JoinSet<()>,
+}
+
+impl Server {
+    /// Binds every listener (port 0 picks a free port) and starts serving.
+    pub async fn start(config: &Config) -> io::Result<Server> {
+        let router = Router::new(config);
+        let mut tasks = JoinSet::new();
+
+        let http_listener = TcpListener::bind(config.listen).await?;
+        let websocket = http_listener.local_addr()?;
+        let (r, path) = (router.clone(), config.ws_path.clone());
+        tasks.spawn(async move {
+            if let Err(e) = http::serve(http_listener, r, path).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+
+        let rawsocket = match config.rawsocket {
+            Some(addr) => {
+                let l = TcpListener::bind(addr).await?;
+                let bound = l.local_addr()?;
+                tasks.spawn(rawsocket::serve_tcp(l, router.clone()));
+                Some(bound)
+            }
+            None => None,
+        };
+
+        if let Some(path) = &config.unix {
+            // A stale socket file from a previous run would make bind fail.
+            if path.exists() {
+                std::fs::remove_file(path)?;
+            }
+            let l = UnixListener::bind(path)?;
+            tasks.spawn(rawsocket::serve_unix(l, router.clone()));
+        }
+
+        Ok(Server { router, websocket, ws_path: config.ws_path.clone(), rawsocket, unix: config.unix.clone(), tasks })
+    }
+
+    pub fn websocket_url(&self) -> String {
+        format!("ws://{}{}", self.websocket, self.ws_path)
+    }
+
+    /// The one line printed on stdout once every listener is bound, for scripts and tests.
+    pub fn ready_line(&self) -> String {
+        serde_json::json!({
+            "event": "listening",
+            "websocket": self.websocket_url(),
+            "rawsocket": self.rawsocket.map(|a| a.to_string()),
+            "unix": self.unix.as_ref().map(|p| p.display().to_string()),
+        })
+        .to_string()
+    }
+
+    /// GOODBYE `wamp.close.system_shutdown` to every session, then stop the listeners.
+    pub async fn shut_down(mut self, grace: Duration) {
+        self.router.shut_down(grace).await;
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        if let Some(path) = &self.unix {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The three serializers and what the rest of the router needs from each: split a
+//! message into its top-level elements without decoding them, decode one element into a
+//! `Value`, encode a `Value`, and frame a message array.
+
+use std::ops::Range;
+
+use super::error::DecodeError;
+use super::value::Value;
+use super::{cbor, json, msgpack};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Serializer {
+    Json,
+    MsgPack,
+    Cbor,
+}
+
+impl Serializer {
+    pub const ALL: [Serializer; 3] = [Serializer::Json, Serializer::MsgPack, Serializer::Cbor];
+
+    /// WebSocket subprotocol name.
+    pub fn subprotocol(self) -> &'static str {
+        match self {
+            Serializer::Json => "wamp.2.json",
+            Serializer::MsgPack => "wamp.2.msgpack",
+            Serializer::Cbor => "wamp.2.cbor",
+        }
+    }
+
+    pub fn from_subprotocol(p: &str) -> Option<Serializer> {
+        Serializer::ALL.into_iter().find(|s| s.subprotocol() == p)
+    }
+
+    /// RawSocket handshake serializer id.
+    pub fn rawsocket_id(self) -> u8 {
+        match self {
+            Serializer::Json => 1,
+            Serializer::MsgPack => 2,
+            Serializer::Cbor => 3,
+        }
+    }
+
+    pub fn from_rawsocket_id(id: u8) -> Option<Serializer> {
+        Serializer::ALL.into_iter().find(|s| s.rawsocket_id() == id)
+    }
+
+    /// JSON travels in WebSocket text frames, the others in binary frames.
+    pub fn is_binary(self) -> bool {
+        !matches!(self, Serializer::Json)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Serializer::Json => "json",
+            Serializer::MsgPack => "msgpack",
+            Serializer::Cbor => "cbor",
+        }
+    }
+
+    /// Index in `[json, msgpack, cbor]`, for per-serializer caches.
+    pub fn index(self) -> usize {
+        match self {
+            Serializer::Json => 0,
+            Serializer::MsgPack => 1,
+            Serializer::Cbor => 2,
+        }
+    }
+
+    /// Byte ranges of the elements of the top-level array in `frame`. Each element is
+    /// checked for well-formedness but not decoded. Trailing bytes are an error.
+    pub fn split(self, frame: &[u8]) -> Result<Vec<Range<usize>>, DecodeError> {
+        match self {
+            Serializer::Json => json::split(frame),
+            Serializer::MsgPack => msgpack::split(frame),
+            Serializer::Cbor => cbor::split(frame),
+        }
+    }
+
+    /// Decodes exactly one complete element.
+    pub fn decode_value(self, bytes: &[u8]) -> Result<Value, DecodeError> {
+        match self {
+            Serializer::Json => json::decode_value(bytes),
+            Serializer::MsgPack => msgpack::decode_value(bytes),
+            Serializer::Cbor => cbor::decode_value(bytes),
+        }
+    }
+
+    pub fn encode_value(self, v: &Value, out: &mut Vec<u8>) {
+        match self {
+            Serializer::Json => json::encode_value(v, out),
+            Serializer::MsgPack => msgpack::encode_value(v, out),
+            Serializer::Cbor => cbor::encode_value(v, out),
+        }
+    }
+
+    /// Opens an array of `len` elements.
+    pub fn begin_array(self, len: usize, out: &mut Vec<u8>) {
+        match self {
+            Serializer::Json => out.push(b'['),
+            Serializer::MsgPack => msgpack::write_array_len(len, out),
+            Serializer::Cbor => cbor::write_array_len(len, out),
+        }
+    }
+
+    /// Writes what separates element `index` from the one before it.
+    pub fn separator(self, index: usize, out: &mut Vec<u8>) {
+        if self == Serializer::Json && index > 0 {
+            out.push(b',');
+        }
+    }
+
+    pub fn end_array(self, out: &mut Vec<u8>) {
+        if self == Serializer::Json {
+            out.push(b']');
+        }
+    }
+
+    /// True when the encoded element is a list (cheap: looks at the first byte).
+    pub fn is_list(self, bytes: &[u8]) -> bool {
+        match (self, bytes.first()) {
+            (Serializer::Json, Some(b)) => *b == b'[',
+            (Serializer::MsgPack, Some(b)) => matches!(b, 0x90..=0x9f | 0xdc | 0xdd),
+            (Serializer::Cbor, Some(b)) => (0x80..=0x9f).contains(b),
+            (_, None) => false,
+        }
+    }
+
+    /// True when the encoded element is a dict (cheap: looks at the first byte).
+    pub fn is_dict(self, bytes: &[u8]) -> bool {
+        match (self, bytes.first()) {
+            (Serializer::Json, Some(b)) => *b == b'{',
+            (Serializer::MsgPack, Some(b)) => matches!(b, 0x80..=0x8f | 0xde | 0xdf),
+            (Serializer::Cbor, Some(b)) => (0xa0..=0xbf).contains(b),
+            (_, None) => false,
+        }
+    }
+}
