@@ -1,0 +1,71 @@
+//! The `switchyard` binary: `check-config` on the shipped and on broken files, and
+//! `serve` printing its ready line and shutting down gracefully on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+#[test]
+fn check_config_accepts_the_shipped_files() {
+    let out = Command::new(BIN).args(["check-config", "switchyard.toml"]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "switchyard.toml: ok (1 realm)\n");
+}
+
+#[test]
+fn check_config_reports_every_error_with_file_and_line() {
+    let dir = std::env::temp_dir().join(format!("switchyard-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(
+        &file,
+        "[transport]\nlisten = \"nowhere\"\n\n[[realms]]\nname = \"realm1\"\nanonymous = \"ghost\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).args(["check-config", file.to_str().unwrap()]).output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines[0].starts_with(&format!("{}:2:10: ", file.display())), "{stderr}");
+    assert!(lines[1].starts_with(&format!("{}:6:13: ", file.display())), "{stderr}");
+    assert!(lines[1].contains("ghost"), "{stderr}");
+}
+
+#[tokio::test]
+async fn serve_prints_the_ready_line_and_says_goodbye_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--rawsocket", "off"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(ready["event"], "listening");
+    assert_eq!(ready["rawsocket"], serde_json::Value::Null);
+    let url = ready["websocket"].as_str().unwrap();
+    assert!(url.starts_with("ws://127.0.0.1:") && url.ends_with("/ws"), "{url}");
+
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("Sec-WebSocket-Protocol", "wamp.2.json".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(WsMessage::Text(r#"[1, "realm1", {}]"#.into())).await.unwrap();
+    let welcome = ws.next().await.unwrap().unwrap().into_text().unwrap();
+    assert!(welcome.starts_with("[2,"), "{welcome}");
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let goodbye = ws.next().await.unwrap().unwrap().into_text().unwrap();
+    assert_eq!(goodbye.as_str(), r#"[6,{"message":"the router is shutting down"},"wamp.close.system_shutdown"]"#);
+    ws.send(WsMessage::Text(r#"[6, {}, "wamp.close.goodbye_and_out"]"#.into())).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+}
