@@ -140,7 +140,7 @@ async fn write_loop<W: FrameWriter>(
                     kill.cancel();
                     return;
                 }
-                if writer.ping().await.is_err() {
+                if !matches!(tokio::time::timeout(write_timeout, writer.ping()).await, Ok(Ok(()))) {
                     kill.cancel();
                     return;
                 }

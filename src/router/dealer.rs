@@ -236,13 +236,14 @@ impl Dealer {
         Ok(())
     }
 
-    /// Removes a leaving session's registrations and resolves every call it is part of.
-    pub fn session_closed(&self, session: SessionId) {
+    /// Removes a leaving session's registrations (the ids it holds) and resolves every
+    /// call it is part of.
+    pub fn session_closed(&self, session: SessionId, registrations: impl IntoIterator<Item = u64>) {
         {
             let mut procs = self.procedures.write().unwrap_or_else(|p| p.into_inner());
-            let ids: Vec<u64> = procs.by_id.values().filter(|r| r.callee.id == session).map(|r| r.id).collect();
-            for id in ids {
-                if let Some(r) = procs.by_id.remove(&id) {
+            for id in registrations {
+                if let Some(r) = procs.by_id.get(&id).filter(|r| r.callee.id == session).cloned() {
+                    procs.by_id.remove(&id);
                     procs.by_uri.remove(&r.uri);
                 }
             }

@@ -45,9 +45,15 @@ impl Realm {
         self.sessions.write().unwrap_or_else(|p| p.into_inner()).insert(handle.id, handle);
     }
 
-    pub fn leave(&self, id: SessionId) {
+    /// Removes a session and everything it held: its subscriptions and registrations
+    /// (the ids it passes in, so leaving costs what the session held, not the realm's
+    /// size) and its calls in flight.
+    pub fn leave(&self, id: SessionId, subscriptions: impl IntoIterator<Item = u64>, registrations: impl IntoIterator<Item = u64>) {
+        for sub in subscriptions {
+            self.broker.unsubscribe(id, sub);
+        }
+        self.dealer.session_closed(id, registrations);
         self.sessions.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
-        self.dealer.session_closed(id);
     }
 
     pub fn session_count(&self) -> usize {

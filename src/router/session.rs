@@ -391,11 +391,7 @@ impl Session {
     /// Leaves the realm: subscriptions, registrations and calls in flight go with it.
     pub fn leave(&mut self) {
         if let State::Established { realm, .. } = std::mem::replace(&mut self.state, State::Closed) {
-            for id in self.subscriptions.drain() {
-                realm.broker.unsubscribe(self.id, id);
-            }
-            self.registrations.clear();
-            realm.leave(self.id);
+            realm.leave(self.id, self.subscriptions.drain(), self.registrations.drain());
             self.router.metrics.sessions.dec();
             tracing::debug!(session = %self.id, "session left");
         }

@@ -21,7 +21,9 @@ use crate::wamp::Serializer;
 
 const MAGIC: u8 = 0x7F;
 const READ_BUFFER: usize = 4 * 1024;
-const WRITE_BUFFER: usize = 16 * 1024;
+/// Small frames of one batch are gathered up to this size per write; larger frames go
+/// straight to the socket. Allocated per connection, so kept small for idle sessions.
+const WRITE_BUFFER: usize = 8 * 1024;
 
 /// Handshake error codes (upper nibble of the second octet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

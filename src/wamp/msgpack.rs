@@ -20,8 +20,7 @@ pub fn split(frame: &[u8]) -> Result<Vec<Range<usize>>, DecodeError> {
     let mut ranges = Vec::with_capacity(len);
     for _ in 0..len {
         let start = frame.len() - cur.len();
-        rmpv::decode::read_value_ref_with_max_depth(&mut cur, MAX_DEPTH)
-            .map_err(|e| DecodeError::malformed(NAME, e))?;
+        read_value_ref(&mut cur)?;
         ranges.push(start..frame.len() - cur.len());
     }
     if !cur.is_empty() {
@@ -32,12 +31,24 @@ pub fn split(frame: &[u8]) -> Result<Vec<Range<usize>>, DecodeError> {
 
 pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
     let mut cur = bytes;
-    let v = rmpv::decode::read_value_ref_with_max_depth(&mut cur, MAX_DEPTH)
-        .map_err(|e| DecodeError::malformed(NAME, e))?;
+    let v = read_value_ref(&mut cur)?;
     if !cur.is_empty() {
         return Err(DecodeError::malformed(NAME, "trailing bytes after value"));
     }
     from_ref(&v)
+}
+
+/// rmpv's depth budget is not a nesting level: it charges a list or dict twice (the value,
+/// then its elements) and a string three times. This budget admits `MAX_DEPTH` levels of
+/// lists and dicts whatever the innermost value, as the CBOR decoder does (a 65th level
+/// gets through only when it holds no string).
+const RMPV_DEPTH_BUDGET: usize = 2 * MAX_DEPTH + 3;
+
+fn read_value_ref<'a>(cur: &mut &'a [u8]) -> Result<ValueRef<'a>, DecodeError> {
+    rmpv::decode::read_value_ref_with_max_depth(cur, RMPV_DEPTH_BUDGET).map_err(|e| match e {
+        rmpv::decode::Error::DepthLimitExceeded => DecodeError::TooDeep(MAX_DEPTH),
+        e => DecodeError::malformed(NAME, e),
+    })
 }
 
 fn from_ref(v: &ValueRef<'_>) -> Result<Value, DecodeError> {
