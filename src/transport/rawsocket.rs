@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::codec::{Decoder, FramedRead};
 
@@ -20,10 +20,9 @@ use crate::router::Router;
 use crate::wamp::Serializer;
 
 const MAGIC: u8 = 0x7F;
-const READ_BUFFER: usize = 4 * 1024;
-/// Small frames of one batch are gathered up to this size per write; larger frames go
-/// straight to the socket. Allocated per connection, so kept small for idle sessions.
-const WRITE_BUFFER: usize = 8 * 1024;
+/// Initial read buffer; it grows for large frames. Small, because 100k idle sessions
+/// each hold one.
+const READ_BUFFER: usize = 1024;
 
 /// Handshake error codes (upper nibble of the second octet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +142,7 @@ where
     w.write_all(&reply_ok(accepted.serializer, limit)).await?;
     let conn = ConnInfo { serializer: accepted.serializer, transport, peer, max_outgoing: accepted.client_max };
     let reader = RawReader { frames: FramedRead::with_capacity(r, RawCodec { limit: announced_limit(limit) }, READ_BUFFER) };
-    let writer = RawWriter { w: BufWriter::with_capacity(WRITE_BUFFER, w) };
+    let writer = RawWriter { w };
     connection::serve(router, admission, conn, reader, writer).await;
     Ok(())
 }
@@ -207,19 +206,25 @@ impl<R: AsyncRead + Unpin + Send + 'static> FrameReader for RawReader<R> {
 }
 
 struct RawWriter<W> {
-    w: BufWriter<W>,
+    w: W,
 }
 
 impl<W: AsyncWrite + Unpin + Send + 'static> FrameWriter for RawWriter<W> {
+    /// Gathers the whole batch, headers included, into one buffer and writes it with one
+    /// syscall where the socket takes it. The buffer lives only for the batch, so an idle
+    /// session holds no write buffer.
     async fn send(&mut self, batch: &[Outgoing]) -> io::Result<()> {
+        let total: usize = batch.iter().map(|i| 4 + match i { Outgoing::Frame(b) | Outgoing::Pong(b) => b.len() }).sum();
+        let mut buf = Vec::with_capacity(total);
         for item in batch {
             let (kind, payload): (u8, &Bytes) = match item {
                 Outgoing::Frame(b) => (TYPE_MESSAGE, b),
                 Outgoing::Pong(b) => (TYPE_PONG, b),
             };
-            self.w.write_all(&frame_header(kind, payload.len())).await?;
-            self.w.write_all(payload).await?;
+            buf.extend_from_slice(&frame_header(kind, payload.len()));
+            buf.extend_from_slice(payload);
         }
+        self.w.write_all(&buf).await?;
         self.w.flush().await
     }
 

@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -126,8 +126,11 @@ impl FrameWriter for WsWriter {
         self.sink.send(WsMessage::Ping(Bytes::new())).await.map_err(io_error)
     }
 
+    /// A normal closure (1000): the WAMP session ended with GOODBYE or ABORT, which
+    /// clients such as autobahn-js only treat as clean with this code.
     async fn close(mut self) {
-        let _ = self.sink.send(WsMessage::Close(None)).await;
+        let frame = CloseFrame { code: close_code::NORMAL, reason: Utf8Bytes::from_static("") };
+        let _ = self.sink.send(WsMessage::Close(Some(frame))).await;
         let _ = self.sink.close().await;
     }
 }
