@@ -38,6 +38,25 @@ fn check_config_reports_every_error_with_file_and_line() {
     assert!(lines[1].contains("ghost"), "{stderr}");
 }
 
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--rawsocket", "off", "--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let logs: Vec<serde_json::Value> = stderr.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+    assert_eq!(logs[0]["fields"]["message"], "switchyard listening");
+    assert_eq!(logs[0]["level"], "INFO");
+    assert!(logs.iter().any(|l| l["fields"]["message"] == "shutting down: GOODBYE wamp.close.system_shutdown to every session"));
+}
+
 #[tokio::test]
 async fn serve_prints_the_ready_line_and_says_goodbye_on_sigterm() {
     let mut child = Command::new(BIN)

@@ -134,3 +134,34 @@ async fn shutdown_says_goodbye_to_every_session() {
     }
     tokio::time::timeout(std::time::Duration::from_secs(5), shutdown).await.expect("shutdown finishes").unwrap();
 }
+
+#[tokio::test]
+async fn a_peer_that_ignores_pings_is_disconnected_one_that_answers_stays() {
+    use std::time::{Duration, Instant};
+    let server = start(|c| c.limits.ping_interval = Duration::from_millis(100)).await;
+    let mut silent = Client::raw(&server, Serializer::Json, 15).await;
+    silent.join("realm1", Dict::new()).await;
+    let mut lively = Client::raw(&server, Serializer::Json, 15).await;
+    lively.join("realm1", Dict::new()).await;
+    // The silent peer reads the router's PINGs but never answers.
+    let silent_task = tokio::spawn(async move {
+        let started = Instant::now();
+        let mut pings = 0;
+        while let Some((kind, payload)) = silent.recv_wire().await {
+            assert_eq!((kind, payload.len()), (1, 0), "only empty PINGs are expected");
+            pings += 1;
+        }
+        (pings, started.elapsed())
+    });
+    // Meanwhile the lively peer answers every PING (recv_frame does) for a whole second,
+    // five times the silence that gets a peer disconnected.
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        let _ = tokio::time::timeout(Duration::from_millis(20), lively.recv_frame()).await;
+    }
+    let (pings, elapsed) = silent_task.await.unwrap();
+    assert!(pings >= 2, "{pings} pings before the disconnect");
+    assert!(elapsed >= Duration::from_millis(200) && elapsed < Duration::from_millis(900), "{elapsed:?}");
+    let sub = lively.subscribe("com.alive", Dict::new()).await;
+    assert!(sub > 0);
+}
