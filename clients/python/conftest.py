@@ -1,0 +1,199 @@
+"""Fixtures for the Switchyard autobahn-python interop suite.
+
+* ``router``       shared router, default settings (realm1, anonymous allowed everything)
+* ``auth_router``  shared router with AUTH_CONFIG (ticket auth, roles, 64 KiB limit)
+* ``unix_router``  shared router that also listens on a Unix socket
+* ``new_router``   factory for a dedicated router (killed after the test)
+
+The router binary is ``$SWITCHYARD_BIN`` or ``target/debug/switchyard``; it is
+never built here.  A router that dies during a test fails that test with the
+tail of its stderr; the next test gets a fresh one.
+
+Async test functions run in a fresh event loop under a deadline (default
+DEFAULT_DEADLINE seconds, ``@pytest.mark.deadline(n)`` to change it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import pytest
+
+from harness import OBSERVATIONS
+from harness.client import close_all_sessions
+from harness.router import Router, RouterError, RouterManager, router_binary
+
+DEFAULT_DEADLINE = 15.0
+
+AUTH_CONFIG = """\
+[transport]
+listen = "127.0.0.1:0"
+rawsocket = "127.0.0.1:0"
+
+[limits]
+max_message_size = 65536
+
+[[realms]]
+name = "realm1"
+anonymous = "anonymous"
+
+[[realms.roles]]
+name = "anonymous"
+[[realms.roles.permissions]]
+uri = ""
+match = "prefix"
+allow = { call = true, register = true, publish = true, subscribe = true }
+
+[[realms.roles]]
+name = "user"
+[[realms.roles.permissions]]
+uri = ""
+match = "prefix"
+allow = { call = true, register = true, publish = true, subscribe = true }
+disclose = { caller = true, publisher = true }
+
+[[realms.roles]]
+name = "reader"
+[[realms.roles.permissions]]
+uri = "com.example.public."
+match = "prefix"
+allow = { subscribe = true, call = true }
+
+[[realms.principals]]
+authid = "alice"
+ticket = "alice-secret"
+role = "user"
+
+[[realms.principals]]
+authid = "bob"
+ticket = "bob-secret"
+role = "reader"
+"""
+
+_MANAGERS = {
+    "default": RouterManager("default"),
+    "auth": RouterManager("auth", config=AUTH_CONFIG),
+    "unix": RouterManager("unix", unix=True),
+}
+
+
+def pytest_sessionstart(session):
+    if session.config.option.collectonly:
+        return
+    binary = router_binary()
+    if not binary.exists():
+        pytest.exit(f"router binary {binary} not found: run `cargo build` or set SWITCHYARD_BIN",
+                    returncode=1)
+
+
+def _use_router(request, router: Router) -> Router:
+    used = request.node.__dict__.setdefault("_switchyard_routers", [])
+    if router not in used:
+        used.append(router)
+    return router
+
+
+def _managed(request, name: str) -> Router:
+    manager = _MANAGERS[name]
+    try:
+        router = manager.get()
+    except RouterError as e:
+        pytest.fail(str(e), pytrace=False)
+    crash = manager.take_unnoticed_crash()
+    if crash:
+        pytest.fail(crash, pytrace=False)
+    return _use_router(request, router)
+
+
+@pytest.fixture
+def router(request) -> Router:
+    return _managed(request, "default")
+
+
+@pytest.fixture
+def auth_router(request) -> Router:
+    return _managed(request, "auth")
+
+
+@pytest.fixture
+def unix_router(request) -> Router:
+    return _managed(request, "unix")
+
+
+@pytest.fixture
+def new_router(request):
+    """Factory: ``new_router(config=None, unix=False)`` -> started dedicated Router."""
+    created: list[Router] = []
+
+    def make(name: str = "dedicated", **kwargs) -> Router:
+        r = Router(name, **kwargs)
+        created.append(r)
+        try:
+            r.start()
+        except RouterError as e:
+            pytest.fail(str(e), pytrace=False)
+        return _use_router(request, r)
+
+    yield make
+    for r in created:
+        r.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _router_crash_check(request):
+    yield
+    for r in request.node.__dict__.get("_switchyard_routers", []):
+        if r.crashed():
+            pytest.fail(
+                f"router {r.name} died during the test (exit code {r.proc.returncode}).\n"
+                f"stderr tail:\n{r.stderr_tail()}", pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for m in _MANAGERS.values():
+        m.shutdown()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    fn = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(fn):
+        return None
+    argnames = pyfuncitem._fixtureinfo.argnames
+    kwargs = {name: pyfuncitem.funcargs[name] for name in argnames}
+    marker = pyfuncitem.get_closest_marker("deadline")
+    deadline = marker.args[0] if marker else DEFAULT_DEADLINE
+
+    async def run():
+        cm = asyncio.timeout(deadline)
+        try:
+            async with cm:
+                await fn(**kwargs)
+        except TimeoutError:
+            if cm.expired():
+                pytest.fail(f"test did not finish within its {deadline}s deadline",
+                            pytrace=False)
+            raise
+        finally:
+            await close_all_sessions()
+
+    asyncio.run(run())
+    return True
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for r in item.__dict__.get("_switchyard_routers", []):
+            report.sections.append(
+                (f"router {r.name} stderr (tail)", r.stderr_tail(40)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if OBSERVATIONS:
+        terminalreporter.section("switchyard observations")
+        for test, text in OBSERVATIONS:
+            terminalreporter.write_line(f"{test}: {text}")

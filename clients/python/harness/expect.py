@@ -1,0 +1,17 @@
+"""Values the router is expected to announce / send."""
+
+# The features these tests exercise end to end.  WELCOME.Details.roles must
+# announce exactly these as true (no more, no less).
+BROKER_FEATURES = {
+    "publisher_identification",      # tests/test_pubsub.py::test_disclose_me*, test_user_role*
+    "publisher_exclusion",           # tests/test_pubsub.py::test_exclude_me*
+    "subscriber_blackwhite_listing", # tests/test_pubsub.py::test_black_white_listing
+    "pattern_based_subscription",    # tests/test_patterns.py
+}
+DEALER_FEATURES = {
+    "caller_identification",         # tests/test_rpc.py::test_caller_identification*
+    "progressive_call_results",      # tests/test_rpc.py::test_progressive_call_results*
+    "call_canceling",                # tests/test_rpc.py::test_call_cancel*
+}
+
+MAX_SESSION_ID = 2 ** 53
