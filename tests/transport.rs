@@ -165,3 +165,18 @@ async fn a_peer_that_ignores_pings_is_disconnected_one_that_answers_stays() {
     let sub = lively.subscribe("com.alive", Dict::new()).await;
     assert!(sub > 0);
 }
+
+#[tokio::test]
+async fn the_clients_preferred_subprotocol_wins() {
+    let server = start(|_| {}).await;
+    for (offer, expected) in [
+        ("wamp.2.flatbuffers, wamp.2.msgpack, wamp.2.json", "wamp.2.msgpack"),
+        ("wamp.2.cbor,wamp.2.json", "wamp.2.cbor"),
+        ("wamp.2.json", "wamp.2.json"),
+    ] {
+        let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(server.websocket_url()).unwrap();
+        req.headers_mut().insert("Sec-WebSocket-Protocol", offer.parse().unwrap());
+        let (_, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+        assert_eq!(resp.headers()["sec-websocket-protocol"], expected, "offered {offer}");
+    }
+}

@@ -1125,6 +1125,29 @@ fn binary_values_transcode_between_json_and_binary_serializers() {
     }
 }
 
+/// Found by the decode_json fuzz target: serde_json's default float parser can be one ULP
+/// off ("7e62" read as 7.000000000000001e62), so a float changed every time a JSON message
+/// was decoded. The crate enables serde_json's `float_roundtrip` for exact parsing.
+#[test]
+fn json_floats_are_read_exactly_and_round_trip() {
+    for text in ["7e62", "70e61", "0.1", "2.2250738585072014e-308", "1.7976931348623157e308", "-5e-324", "123456.789e3"] {
+        let want: f64 = text.parse().unwrap();
+        let frame = format!("[2,7,{{\"k\":{text}}}]");
+        let m = decode(Serializer::Json, frame.as_bytes()).unwrap();
+        let k = Value::Dict([("k".to_owned(), Value::Float(want))].into_iter().collect());
+        assert_eq!(fields(&m)["details"], k, "{text}");
+        for to in ALL {
+            let back = Message::decode(to, &m.encode(to).unwrap()).unwrap();
+            assert_eq!(back, m, "{text} via {to:?}");
+        }
+        // In a payload transcoded to MessagePack.
+        let frame = format!("[50,1,{{}},[{text}]]");
+        let m = decode(Serializer::Json, frame.as_bytes()).unwrap();
+        let mp = Message::decode(Serializer::MsgPack, &m.encode(Serializer::MsgPack).unwrap()).unwrap();
+        assert_eq!(args_of(&mp).to_value(), Ok(list(vec![Value::Float(want)])), "{text}");
+    }
+}
+
 // ---- fuzz seeds ----------------------------------------------------------------------
 
 /// Writes every vector's bytes (accepted and rejected samples, and the validation samples

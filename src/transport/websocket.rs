@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{close_code, CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -26,15 +26,24 @@ const READ_BUFFER: usize = 4 * 1024;
 /// Frames are buffered up to this size before a write; `flush` writes the rest.
 const WRITE_BUFFER: usize = 16 * 1024;
 
+/// The client's most preferred subprotocol that we speak (its list is in preference
+/// order, RFC 6455 §4.1).
+fn preferred_serializer(headers: &HeaderMap) -> Option<Serializer> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| Serializer::from_subprotocol(p.trim()))
+}
+
 pub async fn upgrade(
     State(router): State<Arc<Router>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let ws = ws.protocols(Serializer::ALL.map(Serializer::subprotocol));
-    let Some(serializer) =
-        ws.selected_protocol().and_then(|p| p.to_str().ok()).and_then(Serializer::from_subprotocol)
-    else {
+    let Some(serializer) = preferred_serializer(&headers) else {
         return (StatusCode::BAD_REQUEST, "no supported WAMP subprotocol: offer wamp.2.json, wamp.2.msgpack or wamp.2.cbor\n")
             .into_response();
     };
@@ -42,7 +51,8 @@ pub async fn upgrade(
         return (StatusCode::SERVICE_UNAVAILABLE, "session limit reached\n").into_response();
     };
     let limit = router.limits.max_message_size;
-    ws.max_message_size(limit)
+    ws.protocols([serializer.subprotocol()])
+        .max_message_size(limit)
         .max_frame_size(limit)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)

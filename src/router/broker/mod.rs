@@ -219,7 +219,7 @@ impl Broker {
             let Some(frame) = frame else { continue };
             if frame.len() > session.max_outgoing {
                 self.metrics.events_dropped_too_large.inc();
-                self.dropped(subscriber);
+                self.dropped(subscriber, "event larger than the subscriber's maximum message size");
                 continue;
             }
             let missed = subscriber.dropped.swap(0, Ordering::Relaxed);
@@ -231,7 +231,7 @@ impl Broker {
                 Err(PushError::Full) => {
                     subscriber.dropped.fetch_add(missed, Ordering::Relaxed);
                     self.metrics.events_dropped_full.inc();
-                    self.dropped(subscriber);
+                    self.dropped(subscriber, "subscriber too slow: outbox full");
                 }
                 Err(_) => {}
             }
@@ -259,11 +259,13 @@ impl Broker {
         self.encode(&marked, ser)
     }
 
-    fn dropped(&self, subscriber: &Subscriber) {
+    /// Counts an event not delivered. Logged when the session's total reaches a power of
+    /// two, so a stuck subscriber cannot flood the log.
+    fn dropped(&self, subscriber: &Subscriber, reason: &'static str) {
         subscriber.dropped.fetch_add(1, Ordering::Relaxed);
         let total = subscriber.session.dropped_events.fetch_add(1, Ordering::Relaxed) + 1;
         if total.is_power_of_two() {
-            tracing::warn!(session = %subscriber.session.id, dropped = total, "subscriber too slow: events dropped");
+            tracing::warn!(session = %subscriber.session.id, dropped_total = total, "event dropped: {reason}");
         }
     }
 }
