@@ -76,7 +76,7 @@ async fn a_stalled_subscriber_loses_events_not_the_publisher() {
     let mut received = Vec::new();
     let mut reported = 0;
     let mut last: Option<u64> = None;
-    let mut read_one = |msg: Message, received: &mut Vec<u64>, reported: &mut u64, last: &mut Option<u64>| {
+    let read_one = |msg: Message, received: &mut Vec<u64>, reported: &mut u64, last: &mut Option<u64>| {
         let Message::Event { details, payload, .. } = msg else { panic!("expected EVENT") };
         let i = args_of(&payload)[0].as_u64().unwrap();
         let dropped = details.get("_dropped").and_then(Value::as_u64).unwrap_or(0);
@@ -86,11 +86,8 @@ async fn a_stalled_subscriber_loses_events_not_the_publisher() {
         *last = Some(i);
         received.push(i);
     };
-    loop {
-        match tokio::time::timeout(Duration::from_millis(300), slow.recv()).await {
-            Ok(m) => read_one(m, &mut received, &mut reported, &mut last),
-            Err(_) => break,
-        }
+    while let Ok(m) = tokio::time::timeout(Duration::from_millis(300), slow.recv()).await {
+        read_one(m, &mut received, &mut reported, &mut last);
     }
     publisher.publish("com.log", Dict::new(), vec![Value::UInt(EVENTS), "end".into()]).await;
     let m = slow.recv().await;

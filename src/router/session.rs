@@ -92,11 +92,9 @@ impl Session {
             State::Challenged { realm, pending, features } => self.on_authenticate(msg, realm, pending, features),
             State::Established { realm, handle } => {
                 let flow = self.on_established(msg, &realm, &handle);
-                if flow == Flow::Continue {
-                    self.state = State::Established { realm, handle };
-                } else {
-                    // Leaving needs the realm and the handle: keep them for `leave`.
-                    self.state = State::Established { realm, handle };
+                // Even when closing, `leave` still needs the realm and the handle.
+                self.state = State::Established { realm, handle };
+                if flow == Flow::Close {
                     self.close_after_flush();
                 }
                 flow

@@ -76,18 +76,18 @@ pub struct WsReader {
 
 impl FrameReader for WsReader {
     async fn next(&mut self) -> Option<Result<Inbound, TransportError>> {
-        loop {
-            let msg = match self.stream.next().await? {
-                Ok(m) => m,
-                Err(e) => return Some(Err(map_error(e))),
-            };
-            return Some(Ok(match msg {
-                WsMessage::Text(t) => Inbound::Message(Bytes::from(t)),
-                WsMessage::Binary(b) => Inbound::Message(b),
-                WsMessage::Ping(_) | WsMessage::Pong(_) => Inbound::Alive,
-                WsMessage::Close(_) => return None,
-            }));
-        }
+        let msg = match self.stream.next().await? {
+            Ok(m) => m,
+            Err(e) => return Some(Err(map_error(e))),
+        };
+        // Either frame type is accepted whatever the serializer: the subprotocol, not
+        // the frame type, says how to decode.
+        Some(Ok(match msg {
+            WsMessage::Text(t) => Inbound::Message(Bytes::from(t)),
+            WsMessage::Binary(b) => Inbound::Message(b),
+            WsMessage::Ping(_) | WsMessage::Pong(_) => Inbound::Alive,
+            WsMessage::Close(_) => return None,
+        }))
     }
 }
 

@@ -92,13 +92,27 @@ pub fn write_array_len(len: usize, out: &mut Vec<u8>) {
 pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
     // rmp's writers only fail on I/O errors, and a Vec never fails.
     match v {
-        Value::Null => rmp::encode::write_nil(out).unwrap_or(()),
-        Value::Bool(b) => rmp::encode::write_bool(out, *b).unwrap_or(()),
-        Value::Int(i) => drop(rmp::encode::write_sint(out, *i)),
-        Value::UInt(u) => drop(rmp::encode::write_uint(out, *u)),
-        Value::Float(f) => drop(rmp::encode::write_f64(out, *f)),
-        Value::Str(s) => drop(rmp::encode::write_str(out, s)),
-        Value::Bytes(b) => drop(rmp::encode::write_bin(out, b)),
+        Value::Null => {
+            let _ = rmp::encode::write_nil(out);
+        }
+        Value::Bool(b) => {
+            let _ = rmp::encode::write_bool(out, *b);
+        }
+        Value::Int(i) => {
+            let _ = rmp::encode::write_sint(out, *i);
+        }
+        Value::UInt(u) => {
+            let _ = rmp::encode::write_uint(out, *u);
+        }
+        Value::Float(f) => {
+            let _ = rmp::encode::write_f64(out, *f);
+        }
+        Value::Str(s) => {
+            let _ = rmp::encode::write_str(out, s);
+        }
+        Value::Bytes(b) => {
+            let _ = rmp::encode::write_bin(out, b);
+        }
         Value::List(l) => {
             write_array_len(l.len(), out);
             for item in l {

@@ -21,15 +21,17 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts a router on ephemeral ports with the default config adjusted by `tweak`.
 pub async fn start(tweak: impl FnOnce(&mut Config)) -> Server {
-    let mut cfg = Config::default();
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.rawsocket = Some("127.0.0.1:0".parse().unwrap());
+    let mut cfg = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        rawsocket: Some("127.0.0.1:0".parse().unwrap()),
+        ..Config::default()
+    };
     tweak(&mut cfg);
     Server::start(&cfg).await.expect("router starts")
 }
 
 enum Conn {
-    Ws(WebSocketStream<MaybeTlsStream<TcpStream>>),
+    Ws(Box<WebSocketStream<MaybeTlsStream<TcpStream>>>),
     Raw(TcpStream),
 }
 
@@ -46,7 +48,7 @@ impl Client {
         req.headers_mut().insert("Sec-WebSocket-Protocol", serializer.subprotocol().parse().unwrap());
         let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
         assert_eq!(resp.headers()["sec-websocket-protocol"], serializer.subprotocol());
-        Client { serializer, conn: Conn::Ws(ws), session: 0, next_request: 0 }
+        Client { serializer, conn: Conn::Ws(Box::new(ws)), session: 0, next_request: 0 }
     }
 
     /// RawSocket over TCP; `len_exp` is the client's maximum message length exponent.
@@ -185,7 +187,7 @@ impl Client {
 
     /// Asserts the router closes the connection (after any frames it still sends).
     pub async fn expect_closed(&mut self) {
-        while let Some(frame) = self.recv_frame().await {
+        if let Some(frame) = self.recv_frame().await {
             panic!("expected the connection to close, got {:?}", Message::decode(self.serializer, &frame));
         }
     }
@@ -232,7 +234,7 @@ impl Client {
 
     pub async fn close(mut self) {
         if let Conn::Ws(ws) = &mut self.conn {
-            let _ = ws.close(None).await;
+            let _ = WebSocketStream::close(ws, None).await;
         }
     }
 }

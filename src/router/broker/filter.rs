@@ -42,12 +42,12 @@ impl Recipients {
         if self.publisher == Some(s.id) || self.exclude.contains(&s.id.0) {
             return false;
         }
-        if self.exclude_authid.iter().any(|a| *a == s.authid) || self.exclude_authrole.iter().any(|r| *r == s.authrole) {
+        if self.exclude_authid.contains(&s.authid) || self.exclude_authrole.contains(&s.authrole) {
             return false;
         }
         self.eligible.as_ref().is_none_or(|e| e.contains(&s.id.0))
-            && self.eligible_authid.as_ref().is_none_or(|e| e.iter().any(|a| *a == s.authid))
-            && self.eligible_authrole.as_ref().is_none_or(|e| e.iter().any(|r| *r == s.authrole))
+            && self.eligible_authid.as_ref().is_none_or(|e| e.contains(&s.authid))
+            && self.eligible_authrole.as_ref().is_none_or(|e| e.contains(&s.authrole))
     }
 }
 
