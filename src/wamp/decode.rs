@@ -26,7 +26,7 @@ impl Message {
                 return Err(DecodeError::Field {
                     message: "message",
                     field: "type",
-                    expected: "an integer",
+                    expected: "a non-negative integer",
                     got: other.kind().to_owned(),
                 })
             }

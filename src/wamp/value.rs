@@ -85,7 +85,9 @@ impl Value {
         match self {
             Value::Null => "null",
             Value::Bool(_) => "bool",
-            Value::Int(_) | Value::UInt(_) => "integer",
+            // `Int` only ever holds negative numbers (see the type's doc).
+            Value::Int(_) => "negative integer",
+            Value::UInt(_) => "integer",
             Value::Float(_) => "float",
             Value::Str(_) => "string",
             Value::Bytes(_) => "binary",
