@@ -155,3 +155,56 @@ mod tests {
         assert_eq!(t.get("a.b."), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::wamp::uri::wildcard_matches;
+    use proptest::prelude::*;
+
+    /// URIs over a tiny alphabet so that patterns and topics collide often.
+    fn component() -> impl Strategy<Value = String> {
+        prop_oneof![Just("a".to_owned()), Just("b".to_owned()), Just("c".to_owned())]
+    }
+    fn pattern() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop_oneof![component(), Just(String::new())], 1..4).prop_map(|c| c.join("."))
+    }
+    fn topic() -> impl Strategy<Value = String> {
+        prop::collection::vec(component(), 1..4).prop_map(|c| c.join("."))
+    }
+
+    proptest! {
+        /// The trie finds exactly the patterns a linear scan with the spec's rule finds,
+        /// after any sequence of inserts and removals.
+        #[test]
+        fn trie_agrees_with_a_linear_scan(
+            inserted in prop::collection::vec(pattern(), 0..12),
+            removed in prop::collection::vec(pattern(), 0..6),
+            topics in prop::collection::vec(topic(), 1..8),
+        ) {
+            let mut trie = WildcardTrie::default();
+            let mut model: Vec<String> = Vec::new();
+            for p in &inserted {
+                trie.insert(p, p.clone());
+                if !model.contains(p) { model.push(p.clone()); }
+            }
+            for p in &removed {
+                prop_assert_eq!(trie.remove(p).is_some(), model.contains(p));
+                model.retain(|m| m != p);
+            }
+            prop_assert_eq!(trie.len(), model.len());
+            for t in &topics {
+                let mut got = Vec::new();
+                trie.matches(t, &mut got);
+                got.sort();
+                let mut want: Vec<String> = model.iter().filter(|p| wildcard_matches(p, t)).cloned().collect();
+                want.sort();
+                prop_assert_eq!(got, want);
+            }
+            for p in &model {
+                trie.remove(p);
+            }
+            prop_assert!(trie.root.is_empty(), "removing every pattern leaves no node behind");
+        }
+    }
+}
