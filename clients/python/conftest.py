@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 
+from pathlib import Path
+
 import pytest
 
 from harness import OBSERVATIONS
@@ -26,50 +28,8 @@ from harness.router import Router, RouterError, RouterManager, router_binary
 
 DEFAULT_DEADLINE = 15.0
 
-AUTH_CONFIG = """\
-[transport]
-listen = "127.0.0.1:0"
-rawsocket = "127.0.0.1:0"
-
-[limits]
-max_message_size = 65536
-
-[[realms]]
-name = "realm1"
-anonymous = "anonymous"
-
-[[realms.roles]]
-name = "anonymous"
-[[realms.roles.permissions]]
-uri = ""
-match = "prefix"
-allow = { call = true, register = true, publish = true, subscribe = true }
-
-[[realms.roles]]
-name = "user"
-[[realms.roles.permissions]]
-uri = ""
-match = "prefix"
-allow = { call = true, register = true, publish = true, subscribe = true }
-disclose = { caller = true, publisher = true }
-
-[[realms.roles]]
-name = "reader"
-[[realms.roles.permissions]]
-uri = "com.example.public."
-match = "prefix"
-allow = { subscribe = true, call = true }
-
-[[realms.principals]]
-authid = "alice"
-ticket = "alice-secret"
-role = "user"
-
-[[realms.principals]]
-authid = "bob"
-ticket = "bob-secret"
-role = "reader"
-"""
+# Shared with the autobahn-js suite.
+AUTH_CONFIG = (Path(__file__).resolve().parent.parent / "interop-config.toml").read_text()
 
 _MANAGERS = {
     "default": RouterManager("default"),

@@ -14,7 +14,7 @@
 
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,34 +63,9 @@ export const DEALER_FEATURES = [
   'call_canceling',
 ];
 
-// The TOML configuration from the router contract (ticket principal alice/user).
-export const AUTH_CONFIG = `
-[transport]
-listen = "127.0.0.1:0"
-rawsocket = "127.0.0.1:0"
-[limits]
-max_message_size = 65536
-[[realms]]
-name = "realm1"
-anonymous = "anonymous"
-[[realms.roles]]
-name = "anonymous"
-[[realms.roles.permissions]]
-uri = ""
-match = "prefix"
-allow = { call = true, register = true, publish = true, subscribe = true }
-[[realms.roles]]
-name = "user"
-[[realms.roles.permissions]]
-uri = ""
-match = "prefix"
-allow = { call = true, register = true, publish = true, subscribe = true }
-disclose = { caller = true, publisher = true }
-[[realms.principals]]
-authid = "alice"
-ticket = "alice-secret"
-role = "user"
-`;
+// The TOML configuration shared with the autobahn-python suite (ticket principal
+// alice/user; the python suite also uses bob/reader).
+export const AUTH_CONFIG = readFileSync(new URL('../../interop-config.toml', import.meta.url), 'utf8');
 
 // ---------------------------------------------------------------------------------
 // Small async utilities
