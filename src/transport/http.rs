@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use super::websocket;
@@ -35,6 +36,13 @@ async fn metrics(State(router): State<Arc<Router>>) -> impl IntoResponse {
 
 /// Serves HTTP and WebSocket until the router shuts down.
 pub async fn serve(listener: TcpListener, router: Arc<Router>, ws_path: String) -> std::io::Result<()> {
+    // WAMP messages are small and latency-bound: without TCP_NODELAY, Nagle's algorithm
+    // and delayed ACKs hold frames back for tens of milliseconds.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let shutdown = router.shutdown.clone();
     let app = app(router, &ws_path).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
