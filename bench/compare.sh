@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of Switchyard and Crossbar.io on this machine, with the same
+# load generator (target/release/switchyard-bench) and the same workloads against both.
+#
+#   bench/compare.sh            full run: 10 s per trial, 3 repeats (about 30 minutes)
+#   bench/compare.sh --quick    3 s per trial, 1 repeat, smaller scale sizes (a few minutes)
+#
+# Options: --repeat N, --duration S, --keep (leave the scratch folder for inspection).
+# Environment: CROSSBAR_VERSION (default 26.10.1), SWITCHYARD_BENCH_VENV (default
+# $TMPDIR/switchyard-bench-venv), ports SY_WS SY_RAW CB_WS CB_RAW.
+#
+# Writes BENCHMARKS.md, bench/chart.png and bench/results.jsonl (every run's JSON line).
+# Only one router runs at a time: Switchyard first, then Crossbar; each scale trial gets
+# a freshly started router so its memory baseline is clean. All traffic stays on
+# 127.0.0.0/8.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+QUICK=0
+REPEAT=""
+DURATION=""
+KEEP=0
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --repeat) REPEAT="$2"; shift ;;
+        --duration) DURATION="$2"; shift ;;
+        --keep) KEEP=1 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if [[ $QUICK == 1 ]]; then
+    REPEAT=${REPEAT:-1}
+    DURATION=${DURATION:-3}
+else
+    REPEAT=${REPEAT:-3}
+    DURATION=${DURATION:-10}
+fi
+
+TMP=${TMPDIR:-/tmp}
+VENV=${SWITCHYARD_BENCH_VENV:-$TMP/switchyard-bench-venv}
+CROSSBAR_VERSION=${CROSSBAR_VERSION:-26.10.1}
+SY_WS=${SY_WS:-18080}
+SY_RAW=${SY_RAW:-18081}
+CB_WS=${CB_WS:-19080}
+CB_RAW=${CB_RAW:-19081}
+WORK=$(mktemp -d "$TMP/switchyard-compare.XXXXXX")
+RESULTS="$WORK/results.jsonl"
+BENCH="$ROOT/target/release/switchyard-bench"
+ROUTER_BIN="$ROOT/target/release/switchyard"
+: > "$RESULTS"
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# ---- tools ----------------------------------------------------------------------------
+
+log "Python venv with crossbar==$CROSSBAR_VERSION and matplotlib in $VENV"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c "import crossbar, matplotlib, sys; sys.exit(crossbar.__version__ != '$CROSSBAR_VERSION')" 2>/dev/null; then
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q "crossbar==$CROSSBAR_VERSION" matplotlib
+fi
+
+log "cargo build --release (switchyard, switchyard-bench)"
+cargo build --release --bin switchyard --bin switchyard-bench
+
+# Every router session and every generator session is a descriptor.
+ulimit -n "$(ulimit -Hn)"
+FD_LIMIT=$(ulimit -n)
+MAX_SESSIONS=$(( FD_LIMIT - 1000 ))
+
+# ---- routers --------------------------------------------------------------------------
+
+ROUTER_PID=""
+NODE_PID=""
+CBDIR="$WORK/crossbar/.crossbar"
+
+wait_for_port() { # port, seconds
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "nothing listens on 127.0.0.1:$1 after $2 s" >&2
+    return 1
+}
+
+start_switchyard() {
+    SWITCHYARD_LOG=warn "$ROUTER_BIN" serve --listen "127.0.0.1:$SY_WS" --rawsocket "127.0.0.1:$SY_RAW" \
+        > "$WORK/switchyard.out" 2>> "$WORK/switchyard.log" &
+    ROUTER_PID=$!
+    for _ in $(seq 100); do
+        grep -q '"event":"listening"' "$WORK/switchyard.out" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "switchyard did not start; log:" >&2; cat "$WORK/switchyard.log" >&2; return 1
+}
+
+stop_switchyard() {
+    kill -TERM "$ROUTER_PID" 2>/dev/null || true
+    wait "$ROUTER_PID" 2>/dev/null || true
+    ROUTER_PID=""
+}
+
+write_crossbar_config() {
+    mkdir -p "$CBDIR"
+    cat > "$CBDIR/config.json" <<EOF
+{
+  "version": 2,
+  "controller": {},
+  "workers": [
+    {
+      "type": "router",
+      "realms": [
+        {
+          "name": "realm1",
+          "roles": [
+            {
+              "name": "anonymous",
+              "permissions": [
+                {
+                  "uri": "",
+                  "match": "prefix",
+                  "allow": {"call": true, "register": true, "publish": true, "subscribe": true},
+                  "disclose": {"caller": false, "publisher": false},
+                  "cache": true
+                }
+              ]
+            }
+          ]
+        }
+      ],
+      "transports": [
+        {
+          "type": "web",
+          "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": $CB_WS, "backlog": 4096},
+          "paths": {"ws": {"type": "websocket", "serializers": ["json", "msgpack"]}}
+        },
+        {
+          "type": "rawsocket",
+          "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": $CB_RAW, "backlog": 4096},
+          "serializers": ["json", "msgpack"]
+        }
+      ]
+    }
+  ]
+}
+EOF
+}
+
+start_crossbar() {
+    (cd "$WORK/crossbar" && exec "$VENV/bin/crossbar" start --cbdir "$CBDIR" >> "$WORK/crossbar.log" 2>&1) &
+    NODE_PID=$!
+    wait_for_port "$CB_WS" 90
+    wait_for_port "$CB_RAW" 10
+    # The router worker, not the node controller: a child of the controller whose
+    # process title names the router worker class.
+    ROUTER_PID=$(pgrep -P "$NODE_PID" -f 'crossbar-worker \[crossbar\.worker\.router\.RouterController\]' || true)
+    if [[ -z "$ROUTER_PID" || "$ROUTER_PID" == *$'\n'* ]]; then
+        echo "cannot find exactly one Crossbar router worker under node $NODE_PID:" >&2
+        ps -o pid,ppid,args --ppid "$NODE_PID" >&2 || true
+        return 1
+    fi
+    # Check: it is the process that holds the WebSocket listening socket.
+    if ! ss -ltnpH "sport = :$CB_WS" | grep -q "pid=$ROUTER_PID,"; then
+        echo "process $ROUTER_PID does not listen on $CB_WS:" >&2
+        ss -ltnp "sport = :$CB_WS" >&2
+        return 1
+    fi
+    echo "crossbar node $NODE_PID, router worker $ROUTER_PID ($(ps -o args= -p "$ROUTER_PID"))" >&2
+}
+
+stop_crossbar() {
+    local worker=$ROUTER_PID
+    kill -TERM "$NODE_PID" 2>/dev/null || true
+    for _ in $(seq 150); do
+        kill -0 "$NODE_PID" 2>/dev/null || kill -0 "$worker" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$worker" 2>/dev/null || true
+    wait "$NODE_PID" 2>/dev/null || true
+    ROUTER_PID=""
+    NODE_PID=""
+}
+
+cleanup() {
+    [[ -n "$ROUTER_PID" && -z "$NODE_PID" ]] && stop_switchyard
+    [[ -n "$NODE_PID" ]] && stop_crossbar
+    if [[ $KEEP == 0 ]]; then rm -rf "$WORK"; else echo "scratch folder kept: $WORK" >&2; fi
+}
+trap cleanup EXIT
+
+# ---- workloads ------------------------------------------------------------------------
+
+FANOUT_N=(1 10 100 1000)
+RPC_N=(1 4 16 64)
+LATENCY_R=(1000 10000)
+if [[ $QUICK == 1 ]]; then
+    SCALE_N=(1000 5000)
+else
+    SCALE_N=(1000 5000 "$MAX_SESSIONS")
+fi
+
+# bench LABEL URL-ARGS... -- WORKLOAD-ARGS...: one trial; its JSON line goes to $RESULTS.
+bench() {
+    local label=$1; shift
+    local rc=0
+    "$BENCH" --label "$label" --router-pid "$ROUTER_PID" --duration "$DURATION" "$@" \
+        >> "$RESULTS" 2> >(tee -a "$WORK/bench.log" >&2) || rc=$?
+    if [[ $rc -gt 1 ]]; then
+        echo "switchyard-bench exited with $rc (usage or connection error): $*" >&2
+    fi
+    kill -0 "$ROUTER_PID" 2>/dev/null || { echo "the router ($label, pid $ROUTER_PID) died" >&2; return 1; }
+}
+
+# The throughput and latency matrix against the router already running.
+run_matrix() { # label ws-port raw-port
+    local label=$1 ws="ws://127.0.0.1:$2/ws" raw="127.0.0.1:$3" rep n
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        log "$label: repeat $rep of $REPEAT"
+        for n in "${FANOUT_N[@]}"; do bench "$label" --url "$ws" --serializer json fanout --subscribers "$n"; done
+        for n in "${RPC_N[@]}"; do bench "$label" --url "$ws" --serializer json rpc --callers "$n"; done
+        for n in "${LATENCY_R[@]}"; do bench "$label" --url "$ws" --serializer json latency --rate "$n" --subscribers 10; done
+        # The same two headline workloads over the other transports.
+        bench "$label" --url "$ws" --serializer msgpack fanout --subscribers 100
+        bench "$label" --rawsocket "$raw" --serializer msgpack fanout --subscribers 100
+        bench "$label" --url "$ws" --serializer msgpack rpc --callers 16
+        bench "$label" --rawsocket "$raw" --serializer msgpack rpc --callers 16
+    done
+}
+
+scale_args() { # sessions
+    if [[ $1 -gt 10000 ]]; then echo "--procs 2 --source-ips 4"; else echo "--procs 1 --source-ips 4"; fi
+}
+
+START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+# A benchmark wants a quiet machine: warn when something else is busy.
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+b0=$(busy); sleep 2; b1=$(busy)
+OTHER=$(( (b1 - b0) / 2 ))   # percent of one core (USER_HZ = 100)
+if [[ $OTHER -gt 20 ]]; then
+    echo "WARNING: other processes keep ${OTHER}% of a core busy; figures will be noisy (trials are flagged)." >&2
+    ps -eo pcpu,pid,args --sort=-pcpu | head -5 >&2
+fi
+
+log "Switchyard: throughput and latency"
+start_switchyard
+run_matrix switchyard "$SY_WS" "$SY_RAW"
+stop_switchyard
+
+log "Switchyard: scale (a fresh router per trial)"
+for n in "${SCALE_N[@]}"; do
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        start_switchyard
+        # shellcheck disable=SC2046
+        bench switchyard --url "ws://127.0.0.1:$SY_WS/ws" --serializer json scale --sessions "$n" $(scale_args "$n")
+        stop_switchyard
+    done
+done
+
+write_crossbar_config
+log "Crossbar: throughput and latency"
+start_crossbar
+run_matrix crossbar "$CB_WS" "$CB_RAW"
+stop_crossbar
+
+log "Crossbar: scale (a fresh router per trial)"
+for n in "${SCALE_N[@]}"; do
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        start_crossbar
+        # shellcheck disable=SC2046
+        bench crossbar --url "ws://127.0.0.1:$CB_WS/ws" --serializer json scale --sessions "$n" $(scale_args "$n") --event-timeout 60
+        stop_crossbar
+    done
+done
+
+log "Report"
+cp "$RESULTS" "$ROOT/bench/results.jsonl"
+MODE=full
+[[ $QUICK == 1 ]] && MODE=quick
+"$VENV/bin/python" "$ROOT/bench/report.py" \
+    --results "$ROOT/bench/results.jsonl" \
+    --out "$ROOT/BENCHMARKS.md" \
+    --chart "$ROOT/bench/chart.png" \
+    --mode "$MODE" --repeat "$REPEAT" --duration "$DURATION" --started "$START" \
+    --crossbar-python "$VENV/bin/python" \
+    --command "bench/compare.sh $([[ $QUICK == 1 ]] && echo --quick) --repeat $REPEAT --duration $DURATION"
+echo "wrote BENCHMARKS.md, bench/chart.png, bench/results.jsonl" >&2

@@ -1,0 +1,313 @@
+//! `switchyard-bench`: a WAMP load generator for Switchyard and any other WAMP v2 router
+//! (Crossbar for the comparison in `bench/compare.sh`). It speaks WAMP over WebSocket or
+//! RawSocket with JSON, MessagePack or CBOR, runs one of four time-bounded workloads
+//! (fanout, rpc, latency, scale) against a router on loopback, samples the router's and
+//! its own CPU, and prints one JSON object per run on stdout and a summary on stderr.
+//! `--smoke` runs all four at small sizes and fails on any error or lost event.
+//!
+//! Modules: `conn` (transports), `session` (WAMP client), `stats` (percentiles),
+//! `procstat` (/proc sampling), `report` (output), one module per workload.
+
+mod conn;
+mod fanout;
+mod latency;
+mod procstat;
+mod report;
+mod rpc;
+mod scale;
+mod session;
+mod stats;
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use switchyard::wamp::Serializer;
+
+use conn::{ConnectOptions, Target};
+use report::Run;
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard-bench",
+    version,
+    about = "WAMP load generator: fan-out, RPC, latency and session-scale workloads against a router on loopback",
+    after_help = "Examples:\n  switchyard-bench --url ws://127.0.0.1:8080/ws --router-pid $(pgrep -x switchyard) fanout --subscribers 100\n  switchyard-bench --rawsocket 127.0.0.1:8081 --serializer msgpack rpc --callers 16\n  switchyard-bench --smoke"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    /// Run every workload (or the one named) at small sizes for a few seconds; exit
+    /// non-zero on any error or lost event.
+    #[arg(long, global = true)]
+    smoke: bool,
+    #[command(subcommand)]
+    workload: Option<Workload>,
+}
+
+#[derive(ClapArgs, Clone)]
+struct Common {
+    /// WebSocket URL of the router.
+    #[arg(long, global = true, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// RawSocket TCP address (host:port); when given, RawSocket is used instead of --url.
+    #[arg(long, global = true)]
+    rawsocket: Option<String>,
+    #[arg(long, global = true, default_value = "realm1")]
+    realm: String,
+    #[arg(long, global = true, value_enum, default_value = "json")]
+    serializer: SerializerArg,
+    /// PID of the router process, to measure its CPU time and memory.
+    #[arg(long, global = true)]
+    router_pid: Option<u32>,
+    /// Name of the target in the output (e.g. switchyard, crossbar).
+    #[arg(long, global = true, default_value = "router")]
+    label: String,
+    /// Seconds of load per run (fanout, rpc, latency).
+    #[arg(long, global = true, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds without progress after which the end-of-run wait for outstanding events
+    /// gives up (what is still missing then is reported as loss).
+    #[arg(long, global = true, default_value_t = 5.0)]
+    drain: f64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SerializerArg {
+    Json,
+    Msgpack,
+    Cbor,
+}
+
+impl From<SerializerArg> for Serializer {
+    fn from(s: SerializerArg) -> Serializer {
+        match s {
+            SerializerArg::Json => Serializer::Json,
+            SerializerArg::Msgpack => Serializer::MsgPack,
+            SerializerArg::Cbor => Serializer::Cbor,
+        }
+    }
+}
+
+#[derive(Subcommand, Clone)]
+enum Workload {
+    /// One publisher, N subscribers on one topic, closed loop on delivery to every subscriber.
+    Fanout {
+        #[arg(long, default_value_t = 10)]
+        subscribers: usize,
+        /// Publications ahead of the slowest subscriber (and unacknowledged), at most.
+        #[arg(long, default_value_t = 100)]
+        in_flight: usize,
+        /// Encoded size of the publication's Arguments, in bytes.
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+    },
+    /// One callee, N callers, each with one call in flight.
+    Rpc {
+        #[arg(long, default_value_t = 4)]
+        callers: usize,
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+    },
+    /// Publications at a fixed rate carrying their send time; publish→event latency.
+    Latency {
+        /// Publications per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+        /// Seconds at the start whose samples are left out of the percentiles.
+        #[arg(long, default_value_t = 0.5)]
+        warmup: f64,
+    },
+    /// N idle sessions, each subscribed to its own topic and one shared topic: router
+    /// memory per session, connect rate, and one shared event's time to reach all.
+    Scale {
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Generator processes to spread the sessions over (this binary, re-executed).
+        #[arg(long, default_value_t = 1)]
+        procs: usize,
+        /// Source addresses 127.0.0.1 … 127.0.0.K to spread connections over (more
+        /// ephemeral ports); 1 lets the kernel choose.
+        #[arg(long, default_value_t = 1)]
+        source_ips: u8,
+        /// Session handshakes in progress at once, per process.
+        #[arg(long, default_value_t = 64)]
+        connect_concurrency: usize,
+        /// Seconds to wait for the shared event to reach every session.
+        #[arg(long, default_value_t = 30.0)]
+        event_timeout: f64,
+        /// Internal: run as one of the `--procs` helper processes.
+        #[arg(long, hide = true)]
+        child: bool,
+        #[arg(long, hide = true, default_value_t = 0)]
+        proc_index: usize,
+        #[arg(long, hide = true, default_value = "")]
+        run_id: String,
+    },
+}
+
+/// What every workload needs to know about the target.
+pub struct Ctx {
+    pub target: Target,
+    pub serializer: Serializer,
+    pub realm: String,
+    pub label: String,
+    pub router_pid: Option<u32>,
+    pub duration: Duration,
+    pub drain: Duration,
+    /// The original command-line arguments shared with helper processes.
+    pub common_args: Vec<String>,
+}
+
+impl Ctx {
+    pub fn opts(&self, source: Option<IpAddr>, read_buffer: usize) -> ConnectOptions {
+        ConnectOptions { serializer: self.serializer, source, read_buffer }
+    }
+
+    /// A topic or procedure URI unique to this run (valid under strict URI rules).
+    pub fn uri(&self, what: &str) -> String {
+        static RUN: AtomicU64 = AtomicU64::new(0);
+        format!("bench.{what}.r{}_{}", std::process::id(), RUN.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+fn common_args(c: &Common) -> Vec<String> {
+    let mut v = vec!["--url".into(), c.url.clone(), "--realm".into(), c.realm.clone(), "--label".into(), c.label.clone()];
+    if let Some(r) = &c.rawsocket {
+        v.extend(["--rawsocket".into(), r.clone()]);
+    }
+    v.extend([
+        "--serializer".into(),
+        Serializer::from(c.serializer).name().to_owned(),
+        "--duration".into(),
+        c.duration.to_string(),
+        "--drain".into(),
+        c.drain.to_string(),
+    ]);
+    v
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let c = &cli.common;
+    let target = match Target::resolve(&c.url, c.rawsocket.as_deref()).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let smoke_duration = Duration::from_secs(2);
+    let ctx = Ctx {
+        target,
+        serializer: c.serializer.into(),
+        realm: c.realm.clone(),
+        label: c.label.clone(),
+        router_pid: c.router_pid,
+        duration: if cli.smoke { smoke_duration } else { Duration::from_secs_f64(c.duration.max(0.1)) },
+        drain: Duration::from_secs_f64(c.drain.max(0.1)),
+        common_args: common_args(c),
+    };
+    if let Some(pid) = ctx.router_pid {
+        if let Err(e) = procstat::cpu_seconds(&pid.to_string()) {
+            eprintln!("--router-pid {pid}: {e}");
+            return ExitCode::from(2);
+        }
+    }
+
+    let workloads: Vec<Workload> = match (&cli.workload, cli.smoke) {
+        (Some(w), false) => vec![w.clone()],
+        (Some(w), true) => vec![smoke_size(w)],
+        (None, true) => vec![
+            Workload::Fanout { subscribers: 10, in_flight: 20, payload: 100 },
+            Workload::Rpc { callers: 4, payload: 100 },
+            Workload::Latency { rate: 200, subscribers: 10, payload: 100, warmup: 0.2 },
+            smoke_size(&Workload::Scale {
+                sessions: 50,
+                procs: 1,
+                source_ips: 1,
+                connect_concurrency: 64,
+                event_timeout: 10.0,
+                child: false,
+                proc_index: 0,
+                run_id: String::new(),
+            }),
+        ],
+        (None, false) => {
+            eprintln!("name a workload (fanout, rpc, latency, scale) or pass --smoke; --help for more");
+            return ExitCode::from(2);
+        }
+    };
+
+    let mut all_ok = true;
+    for w in workloads {
+        let run: Run = match w {
+            Workload::Fanout { subscribers, in_flight, payload } => {
+                fanout::run(&ctx, fanout::Params { subscribers, in_flight: in_flight.max(1), payload }).await
+            }
+            Workload::Rpc { callers, payload } => rpc::run(&ctx, rpc::Params { callers: callers.max(1), payload }).await,
+            Workload::Latency { rate, subscribers, payload, warmup } => {
+                latency::run(&ctx, latency::Params { rate: rate.max(1), subscribers, payload, warmup: Duration::from_secs_f64(warmup.max(0.0)) })
+                    .await
+            }
+            Workload::Scale { sessions, procs, source_ips, connect_concurrency, event_timeout, child, proc_index, run_id } => {
+                let p = scale::Params {
+                    sessions,
+                    procs: procs.max(1),
+                    source_ips: source_ips.max(1),
+                    connect_concurrency: connect_concurrency.max(1),
+                    event_timeout: Duration::from_secs_f64(event_timeout.max(0.1)),
+                    proc_index,
+                    run_id,
+                };
+                if child {
+                    return scale::child(&ctx, p).await;
+                }
+                scale::run(&ctx, p).await
+            }
+        };
+        run.print(&ctx);
+        all_ok &= run.ok();
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// The smoke-test size of a workload named on the command line.
+fn smoke_size(w: &Workload) -> Workload {
+    match w.clone() {
+        Workload::Fanout { in_flight, payload, .. } => Workload::Fanout { subscribers: 10, in_flight, payload },
+        Workload::Rpc { payload, .. } => Workload::Rpc { callers: 4, payload },
+        Workload::Latency { payload, .. } => Workload::Latency { rate: 200, subscribers: 10, payload, warmup: 0.2 },
+        Workload::Scale { procs, source_ips, connect_concurrency, child, proc_index, run_id, .. } => Workload::Scale {
+            sessions: 50,
+            procs,
+            source_ips,
+            connect_concurrency,
+            event_timeout: 10.0,
+            child,
+            proc_index,
+            run_id,
+        },
+    }
+}

@@ -1,0 +1,173 @@
+//! The RPC workload: one callee registers an echo procedure (YIELD returns the
+//! INVOCATION's Arguments unchanged); N callers each keep exactly one CALL in flight for
+//! `--duration`. Figures: calls/s, round-trip p50/p90/p99/max (CALL sent → RESULT
+//! received, every call recorded), calls per router CPU-second.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use switchyard::wamp::message::code;
+use switchyard::wamp::{Dict, Message};
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+
+use crate::conn::peek_type;
+use crate::procstat::CpuWindow;
+use crate::report::{round, thousands, Run};
+use crate::session::{describe_error, padding_args, Session};
+use crate::stats::Samples;
+use crate::Ctx;
+
+pub struct Params {
+    pub callers: usize,
+    pub payload: usize,
+}
+
+pub async fn run(ctx: &Ctx, p: Params) -> Run {
+    let mut run = Run::new("rpc");
+    run.param("callers", p.callers);
+    run.param("payload_bytes", p.payload);
+    run.param("duration_s", ctx.duration.as_secs_f64());
+    if let Err(e) = measure(ctx, &p, &mut run).await {
+        run.failed = Some(e.clone());
+        run.errors.push(e);
+    }
+    run
+}
+
+struct CallerResult {
+    rtt: Samples,
+    calls: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
+    let procedure = ctx.uri("rpc.echo");
+
+    // The callee: answers every INVOCATION at once, batching YIELDs when several wait.
+    let mut callee = Session::open(&ctx.target, &ctx.opts(None, 64 * 1024), &ctx.realm).await?;
+    callee.register(&procedure).await?;
+    let Session { tx: ctx_tx, rx: mut crx, .. } = callee;
+    let ser = ctx.serializer;
+    let callee_error: Arc<Mutex<Option<String>>> = Arc::default();
+    let callee_task = {
+        let callee_error = callee_error.clone();
+        tokio::spawn(async move {
+            let note = |e: String| {
+                callee_error.lock().unwrap().get_or_insert(e);
+            };
+            loop {
+                match crx.next().await {
+                    Ok(Some(frame)) => match Message::decode(ser, &frame) {
+                        Ok(Message::Invocation { request, payload, .. }) => {
+                            if ctx_tx.send(&Message::Yield { request, options: Dict::new(), payload }).is_err() {
+                                return note("callee connection closed".into());
+                            }
+                        }
+                        Ok(other) => note(format!("callee received {}", describe_error(&other))),
+                        Err(e) => note(format!("callee cannot decode: {e}")),
+                    },
+                    Ok(None) | Err(_) => return note("the router closed the callee's connection".into()),
+                }
+            }
+        })
+    };
+
+    // Callers: connect all, then start together.
+    let barrier = Arc::new(Barrier::new(p.callers + 1));
+    let args = padding_args(ctx.serializer, p.payload);
+    let mut callers = JoinSet::new();
+    let duration = ctx.duration;
+    for _ in 0..p.callers {
+        let (target, opts, realm, procedure, barrier, args) =
+            (ctx.target.clone(), ctx.opts(None, 16 * 1024), ctx.realm.clone(), procedure.clone(), barrier.clone(), args.clone());
+        callers.spawn(async move {
+            let s = Session::open(&target, &opts, &realm).await;
+            barrier.wait().await;
+            let mut s = s?;
+            let mut r = CallerResult { rtt: Samples::default(), calls: 0, errors: 0, first_error: None };
+            let deadline = Instant::now() + duration;
+            while Instant::now() < deadline {
+                let request = s.request();
+                let t0 = Instant::now();
+                s.tx.send(&Message::Call { request, options: Dict::new(), procedure: procedure.clone(), payload: args.clone() })?;
+                loop {
+                    let frame = s.rx.next().await.map_err(|e| e.to_string())?.ok_or("the router closed a caller's connection")?;
+                    match peek_type(ser, &frame) {
+                        Some(code::RESULT) => {
+                            r.rtt.push(t0.elapsed().as_nanos() as u64);
+                            r.calls += 1;
+                            break;
+                        }
+                        _ => {
+                            let m = Message::decode(ser, &frame).map_err(|e| e.to_string())?;
+                            match &m {
+                                Message::Error { request: q, .. } if *q == request => {
+                                    r.errors += 1;
+                                    r.first_error.get_or_insert_with(|| describe_error(&m));
+                                    break;
+                                }
+                                _ => {
+                                    r.first_error.get_or_insert_with(|| format!("caller received {}", describe_error(&m)));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Ok::<CallerResult, String>(r)
+        });
+    }
+    barrier.wait().await;
+    let cpu = CpuWindow::start(ctx.router_pid)?;
+    let start = Instant::now();
+    let mut rtt = Samples::default();
+    let (mut calls, mut errors) = (0u64, 0u64);
+    while let Some(res) = callers.join_next().await {
+        match res.map_err(|e| e.to_string())? {
+            Ok(mut r) => {
+                rtt.append(&mut r.rtt);
+                calls += r.calls;
+                errors += r.errors;
+                if let Some(e) = r.first_error {
+                    if run.errors.len() < 10 {
+                        run.errors.push(e);
+                    }
+                }
+            }
+            Err(e) => run.errors.push(e),
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu.finish(0.0);
+    callee_task.abort();
+    if let Some(e) = callee_error.lock().unwrap().take() {
+        run.errors.push(e);
+    }
+
+    let s = rtt.summary();
+    run.fig("calls", calls);
+    run.fig("call_errors", errors);
+    run.fig("elapsed_s", round(elapsed, 3));
+    let per_s = calls as f64 / elapsed;
+    run.fig("calls_per_s", round(per_s, 1));
+    for (k, v) in s.to_json("rtt_") {
+        run.figures.insert(k, v);
+    }
+    let per_cpu = cpu.per_router_cpu_s(calls);
+    run.fig("calls_per_router_cpu_s", per_cpu.map(|x| round(x, 1)));
+    run.headline = format!(
+        "{} calls/s, {} calls per router CPU-second, round trip {}",
+        thousands(per_s),
+        per_cpu.map(thousands).unwrap_or_else(|| "?".into()),
+        s.human()
+    );
+    run.cpu = Some(cpu);
+    if calls == 0 {
+        run.failed = Some("no call completed".into());
+    } else if errors > 0 {
+        run.failed = Some(format!("{errors} calls failed"));
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! A WAMP client session for the load generator: HELLO/WELCOME, SUBSCRIBE, REGISTER, each
+//! waiting for its reply, built on the crate's own codecs (`Message::encode`/`decode`).
+//! Once set up, a workload takes the session's `Sender` and `Receiver` apart and drives
+//! them itself.
+
+use std::time::Duration;
+
+use switchyard::wamp::{dict, Args, Dict, Message, Payload, Serializer, Value};
+
+use crate::conn::{self, ConnectOptions, Receiver, Sender, Target};
+
+/// How long setup steps (connect, join, subscribe) may take, even on a loaded router.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Session {
+    pub tx: Sender,
+    pub rx: Receiver,
+    pub id: u64,
+    next_request: u64,
+}
+
+impl Session {
+    /// Connects and joins `realm` anonymously, announcing the four client roles.
+    pub async fn open(target: &Target, opts: &ConnectOptions, realm: &str) -> Result<Session, String> {
+        tokio::time::timeout(SETUP_TIMEOUT, Session::open_inner(target, opts, realm))
+            .await
+            .map_err(|_| format!("no WELCOME within {} s", SETUP_TIMEOUT.as_secs()))?
+    }
+
+    async fn open_inner(target: &Target, opts: &ConnectOptions, realm: &str) -> Result<Session, String> {
+        let (tx, rx) = conn::connect(target, opts).await?;
+        let mut s = Session { tx, rx, id: 0, next_request: 0 };
+        let roles = dict([
+            ("publisher", Value::Dict(Dict::new())),
+            ("subscriber", Value::Dict(Dict::new())),
+            ("caller", Value::Dict(Dict::new())),
+            ("callee", Value::Dict(Dict::new())),
+        ]);
+        let details = dict([("roles", Value::Dict(roles))]);
+        s.tx.send(&Message::Hello { realm: realm.to_owned(), details })?;
+        match s.recv().await? {
+            Message::Welcome { session, .. } => s.id = session,
+            Message::Abort { reason, details } => return Err(format!("ABORT {reason} {details:?}")),
+            other => return Err(format!("expected WELCOME, got {}", other.name())),
+        }
+        Ok(s)
+    }
+
+    pub fn serializer(&self) -> Serializer {
+        self.tx.serializer
+    }
+
+    pub fn request(&mut self) -> u64 {
+        self.next_request += 1;
+        self.next_request
+    }
+
+    /// The next message, decoded.
+    pub async fn recv(&mut self) -> Result<Message, String> {
+        let frame = self.rx.next().await.map_err(|e| format!("read: {e}"))?.ok_or("the router closed the connection")?;
+        Message::decode(self.serializer(), &frame).map_err(|e| format!("cannot decode a message from the router: {e}"))
+    }
+
+    pub async fn subscribe(&mut self, topic: &str) -> Result<u64, String> {
+        let request = self.request();
+        self.tx.send(&Message::Subscribe { request, options: Dict::new(), topic: topic.to_owned() })?;
+        let reply = tokio::time::timeout(SETUP_TIMEOUT, self.recv()).await.map_err(|_| "no SUBSCRIBED in time".to_owned())??;
+        match reply {
+            Message::Subscribed { request: r, subscription } if r == request => Ok(subscription),
+            Message::Error { error, .. } => Err(format!("SUBSCRIBE {topic}: {error}")),
+            other => Err(format!("SUBSCRIBE {topic}: expected SUBSCRIBED, got {}", other.name())),
+        }
+    }
+
+    pub async fn register(&mut self, procedure: &str) -> Result<u64, String> {
+        let request = self.request();
+        self.tx.send(&Message::Register { request, options: Dict::new(), procedure: procedure.to_owned() })?;
+        let reply = tokio::time::timeout(SETUP_TIMEOUT, self.recv()).await.map_err(|_| "no REGISTERED in time".to_owned())??;
+        match reply {
+            Message::Registered { request: r, registration } if r == request => Ok(registration),
+            Message::Error { error, .. } => Err(format!("REGISTER {procedure}: {error}")),
+            other => Err(format!("REGISTER {procedure}: expected REGISTERED, got {}", other.name())),
+        }
+    }
+}
+
+/// Arguments `[ "xxx…" ]` whose encoding is `bytes` long (as near as the serializer allows).
+pub fn padding_args(serializer: Serializer, bytes: usize) -> Args {
+    let mut n = bytes.saturating_sub(4);
+    loop {
+        let p = Payload::from_value(serializer, &Value::List(vec![Value::Str("x".repeat(n))]));
+        if p.len() <= bytes || n == 0 {
+            return Args { args: Some(p), kwargs: None };
+        }
+        n -= 1;
+    }
+}
+
+/// A short, human-readable form of an ERROR message.
+pub fn describe_error(msg: &Message) -> String {
+    match msg {
+        Message::Error { request_type, error, payload, .. } => {
+            let text = payload
+                .args
+                .as_ref()
+                .and_then(|p| p.to_value().ok())
+                .and_then(|v| v.as_list().and_then(|l| l.first().and_then(|x| x.as_str().map(str::to_owned))));
+            match text {
+                Some(t) => format!("ERROR for {}: {error} ({t})", Message::name_of(*request_type)),
+                None => format!("ERROR for {}: {error}", Message::name_of(*request_type)),
+            }
+        }
+        other => format!("unexpected {}", other.name()),
+    }
+}
+
+/// Sessions connected at once while setting up subscribers.
+const SETUP_CONCURRENCY: usize = 50;
+
+/// Opens `n` sessions subscribed to `topic`, at most `SETUP_CONCURRENCY` connecting at
+/// once (a burst of thousands of handshakes would measure the accept queue, not the
+/// workload).
+pub async fn open_subscribers(ctx: &crate::Ctx, topic: &str, n: usize) -> Result<Vec<Session>, String> {
+    let mut setup = tokio::task::JoinSet::new();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(SETUP_CONCURRENCY));
+    for _ in 0..n {
+        let (target, opts, realm, topic, gate) =
+            (ctx.target.clone(), ctx.opts(None, 16 * 1024), ctx.realm.clone(), topic.to_owned(), gate.clone());
+        setup.spawn(async move {
+            let _permit = gate.acquire_owned().await.map_err(|e| e.to_string())?;
+            let mut s = Session::open(&target, &opts, &realm).await?;
+            s.subscribe(&topic).await?;
+            Ok::<Session, String>(s)
+        });
+    }
+    let mut sessions = Vec::with_capacity(n);
+    while let Some(r) = setup.join_next().await {
+        sessions.push(r.map_err(|e| e.to_string())??);
+    }
+    Ok(sessions)
+}

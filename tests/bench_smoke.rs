@@ -1,0 +1,146 @@
+//! `switchyard-bench --smoke` against the built router binary, over WebSocket/JSON,
+//! WebSocket/MessagePack and RawSocket/MessagePack: the generator must exit 0 and print
+//! one JSON object per workload with exactly the expected counts (no lost event, every
+//! publication acknowledged, every call answered, every session reached).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+const ROUTER: &str = env!("CARGO_BIN_EXE_switchyard");
+const BENCH: &str = env!("CARGO_BIN_EXE_switchyard-bench");
+
+/// The smoke runs measure timing; one at a time keeps them from competing for the cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+struct Router {
+    child: Child,
+    websocket: String,
+    rawsocket: String,
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_router() -> Router {
+    let mut child = Command::new(ROUTER)
+        .args(["serve", "--listen", "127.0.0.1:0", "--rawsocket", "127.0.0.1:0"])
+        .env("SWITCHYARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("router starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
+    Router {
+        websocket: ready["websocket"].as_str().unwrap().to_owned(),
+        rawsocket: ready["rawsocket"].as_str().unwrap().to_owned(),
+        child,
+    }
+}
+
+fn u(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("{k} is not a non-negative integer in {v}"))
+}
+
+fn f(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or_else(|| panic!("{k} is not a number in {v}"))
+}
+
+fn smoke(transport: &[&str], serializer: &str, expect_transport: &str) {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let router = start_router();
+    let pid = router.child.id().to_string();
+    let target: Vec<String> = match transport {
+        ["ws"] => vec!["--url".into(), router.websocket.clone()],
+        ["raw"] => vec!["--rawsocket".into(), router.rawsocket.clone()],
+        _ => unreachable!(),
+    };
+    let out = Command::new(BENCH)
+        .args(&target)
+        .args(["--serializer", serializer, "--router-pid", &pid, "--label", "smoke", "--smoke"])
+        .output()
+        .expect("switchyard-bench runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "switchyard-bench --smoke failed:\n{stderr}");
+
+    let runs: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let names: Vec<&str> = runs.iter().map(|r| r["workload"].as_str().unwrap()).collect();
+    assert_eq!(names, ["fanout", "rpc", "latency", "scale"], "{stderr}");
+
+    for r in &runs {
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["errors"], Value::Array(vec![]), "{r}");
+        assert_eq!(r["label"], "smoke");
+        assert_eq!(r["transport"], expect_transport);
+        assert_eq!(r["serializer"], serializer);
+        assert_eq!(u(r, "router_pid").to_string(), pid);
+        assert!(f(r, "router_cpu_s") >= 0.0, "{r}");
+        assert!(f(r, "generator_cpu_s") >= 0.0, "{r}");
+        assert!(r["generator_bound"].is_boolean(), "{r}");
+        assert_eq!(u(r, "cores") as usize, std::thread::available_parallelism().unwrap().get());
+    }
+
+    let fanout = &runs[0];
+    assert_eq!(u(&fanout["params"], "subscribers"), 10);
+    assert!(u(fanout, "publications") > 0, "{fanout}");
+    assert_eq!(u(fanout, "publications"), u(fanout, "publications_sent"), "{fanout}");
+    assert_eq!(u(fanout, "publications_unanswered"), 0);
+    assert_eq!(u(fanout, "publish_errors"), 0);
+    assert_eq!(u(fanout, "events"), u(fanout, "publications") * 10, "{fanout}");
+    assert_eq!(u(fanout, "expected_events"), u(fanout, "events"));
+    assert_eq!(fanout["loss"], 0);
+    assert_eq!(u(fanout, "unexpected_messages"), 0);
+    assert!(f(fanout, "events_per_router_cpu_s") > 0.0, "{fanout}");
+
+    let rpc = &runs[1];
+    assert_eq!(u(&rpc["params"], "callers"), 4);
+    assert!(u(rpc, "calls") > 0, "{rpc}");
+    assert_eq!(u(rpc, "call_errors"), 0);
+    assert_eq!(u(rpc, "rtt_samples"), u(rpc, "calls"));
+    assert!(f(rpc, "rtt_p50_us") <= f(rpc, "rtt_p99_us") && f(rpc, "rtt_p99_us") <= f(rpc, "rtt_max_us"), "{rpc}");
+    assert!(f(rpc, "calls_per_s") > 0.0);
+
+    let latency = &runs[2];
+    assert_eq!(u(&latency["params"], "rate"), 200);
+    assert_eq!(u(latency, "publications"), 400, "200/s for 2 s: {latency}");
+    assert_eq!(u(latency, "events"), 4000, "{latency}");
+    assert_eq!(latency["loss"], 0);
+    assert!(u(latency, "latency_samples") > 0 && u(latency, "latency_samples") <= 4000, "{latency}");
+    assert!(f(latency, "latency_p50_us") <= f(latency, "latency_p99_us"), "{latency}");
+
+    let scale = &runs[3];
+    assert_eq!(u(&scale["params"], "sessions"), 50);
+    assert_eq!(u(scale, "connected"), 50, "{scale}");
+    assert_eq!(u(scale, "received"), 50, "{scale}");
+    assert!(u(scale, "router_rss_after_kib") > 0);
+    assert!(scale["rss_per_session_kib"].is_number(), "{scale}");
+    assert!(f(scale, "shared_event_to_all_ms") >= 0.0, "{scale}");
+    assert!(f(scale, "connect_rate_per_s") > 0.0);
+}
+
+#[test]
+fn smoke_websocket_json() {
+    smoke(&["ws"], "json", "websocket");
+}
+
+#[test]
+fn smoke_websocket_msgpack() {
+    smoke(&["ws"], "msgpack", "websocket");
+}
+
+#[test]
+fn smoke_rawsocket_msgpack() {
+    smoke(&["raw"], "msgpack", "rawsocket");
+}
