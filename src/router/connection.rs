@@ -45,6 +45,13 @@ pub async fn serve<R: FrameReader, W: FrameWriter>(
     tokio::pin!(hello_deadline);
     let goodbye_deadline = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(goodbye_deadline);
+    // Created once: a fresh `cancelled()` future per loop turn would lock the token's
+    // tree on every message.
+    let shutdown = router.shutdown.clone();
+    let shutdown_signal = shutdown.cancelled();
+    tokio::pin!(shutdown_signal);
+    let killed = kill.cancelled();
+    tokio::pin!(killed);
     let mut shutting_down = false;
     loop {
         tokio::select! {
@@ -76,7 +83,7 @@ pub async fn serve<R: FrameReader, W: FrameWriter>(
                 session.hello_timeout();
                 break;
             }
-            _ = router.shutdown.cancelled(), if !shutting_down => {
+            _ = &mut shutdown_signal, if !shutting_down => {
                 shutting_down = true;
                 if !session.system_shutdown() {
                     break;
@@ -84,7 +91,7 @@ pub async fn serve<R: FrameReader, W: FrameWriter>(
                 goodbye_deadline.as_mut().reset(tokio::time::Instant::now() + GOODBYE_WAIT);
             }
             _ = &mut goodbye_deadline => break,
-            _ = kill.cancelled() => break,
+            _ = &mut killed => break,
         }
     }
     session.leave();
@@ -111,6 +118,8 @@ async fn write_loop<W: FrameWriter>(
     let pinging = !ping_interval.is_zero();
     let mut ticker = tokio::time::interval(if pinging { ping_interval } else { Duration::from_secs(3600) });
     ticker.tick().await;
+    let killed = kill.cancelled();
+    tokio::pin!(killed);
     loop {
         tokio::select! {
             more = outbox.next_batch(&mut batch, BATCH) => {
@@ -145,7 +154,7 @@ async fn write_loop<W: FrameWriter>(
                     return;
                 }
             }
-            _ = kill.cancelled() => return,
+            _ = &mut killed => return,
         }
     }
     writer.close().await;
