@@ -126,7 +126,7 @@ async fn write_loop<W: FrameWriter>(
                 if !more {
                     break;
                 }
-                let sent = tokio::time::timeout(write_timeout, writer.send(&batch)).await;
+                let sent = tokio::time::timeout(write_timeout, writer.send(&mut batch)).await;
                 batch.clear();
                 match sent {
                     Ok(Ok(())) => {}

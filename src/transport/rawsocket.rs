@@ -6,7 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
@@ -213,16 +213,16 @@ impl<W: AsyncWrite + Unpin + Send + 'static> FrameWriter for RawWriter<W> {
     /// Gathers the whole batch, headers included, into one buffer and writes it with one
     /// syscall where the socket takes it. The buffer lives only for the batch, so an idle
     /// session holds no write buffer.
-    async fn send(&mut self, batch: &[Outgoing]) -> io::Result<()> {
+    async fn send(&mut self, batch: &mut Vec<Outgoing>) -> io::Result<()> {
         let total: usize = batch.iter().map(|i| 4 + match i { Outgoing::Frame(b) | Outgoing::Pong(b) => b.len() }).sum();
         let mut buf = Vec::with_capacity(total);
-        for item in batch {
-            let (kind, payload): (u8, &Bytes) = match item {
+        for item in batch.drain(..) {
+            let (kind, payload) = match item {
                 Outgoing::Frame(b) => (TYPE_MESSAGE, b),
                 Outgoing::Pong(b) => (TYPE_PONG, b),
             };
             buf.extend_from_slice(&frame_header(kind, payload.len()));
-            buf.extend_from_slice(payload);
+            buf.extend_from_slice(&payload);
         }
         self.w.write_all(&buf).await?;
         self.w.flush().await

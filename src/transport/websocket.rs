@@ -111,15 +111,15 @@ fn io_error(e: axum::Error) -> io::Error {
 }
 
 impl FrameWriter for WsWriter {
-    async fn send(&mut self, batch: &[Outgoing]) -> io::Result<()> {
-        for item in batch {
+    async fn send(&mut self, batch: &mut Vec<Outgoing>) -> io::Result<()> {
+        for item in batch.drain(..) {
             let Outgoing::Frame(frame) = item else { continue };
             let msg = if self.binary {
-                WsMessage::Binary(frame.clone())
+                WsMessage::Binary(frame)
             } else {
                 // JSON frames are produced by our encoder from UTF-8 text; validation is
                 // the cheap safety net that keeps a bad frame from reaching a browser.
-                match Utf8Bytes::try_from(frame.clone()) {
+                match Utf8Bytes::try_from(frame) {
                     Ok(text) => WsMessage::Text(text),
                     Err(_) => {
                         tracing::error!("a JSON frame was not valid UTF-8; not sent");
