@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use switchyard::wamp::message::code;
 use switchyard::wamp::{dict, Message};
@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use crate::conn::peek_type;
 use crate::procstat::CpuWindow;
 use crate::report::{round, thousands, Run};
-use crate::session::{describe_error, open_subscribers, padding_args, Session};
+use crate::session::{describe_error, open_subscribers, padding_args, wait_for_drain, Session};
 use crate::Ctx;
 
 pub struct Params {
@@ -176,22 +176,13 @@ async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
     // Every acknowledgement, then every event (or no progress for --drain).
     let answered = |s: &Shared| s.acked.load(Ordering::Relaxed) + s.publish_errors.load(Ordering::Relaxed);
     let received = |c: &[Arc<AtomicU64>]| c.iter().map(|x| x.load(Ordering::Relaxed)).sum::<u64>();
-    let mut last = (answered(&shared), received(&counters));
-    let mut last_progress = Instant::now();
-    loop {
-        let acked = shared.acked.load(Ordering::Relaxed);
-        let now = (answered(&shared), received(&counters));
-        if now.0 >= sent && now.1 >= acked * p.subscribers as u64 {
-            break;
-        }
-        if now != last {
-            last = now;
-            last_progress = Instant::now();
-        } else if last_progress.elapsed() > ctx.drain {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let subscribers = p.subscribers as u64;
+    wait_for_drain(
+        || (answered(&shared), received(&counters), shared.acked.load(Ordering::Relaxed)),
+        |&(answered, received, acked)| answered >= sent && received >= acked * subscribers,
+        ctx.drain,
+    )
+    .await;
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = cpu.finish(0.0);
 

@@ -15,7 +15,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::procstat::CpuWindow;
 use crate::report::{round, thousands, Run};
-use crate::session::{describe_error, open_subscribers, Session};
+use crate::session::{describe_error, open_subscribers, wait_for_drain, Session};
 use crate::stats::Samples;
 use crate::Ctx;
 
@@ -142,18 +142,7 @@ async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
 
     let expected = sent * p.subscribers as u64;
     let received = || subs.iter().map(|s| s.received.load(Ordering::Relaxed)).sum::<u64>();
-    let mut last = received();
-    let mut last_progress = Instant::now();
-    while received() < expected {
-        let now = received();
-        if now != last {
-            last = now;
-            last_progress = Instant::now();
-        } else if last_progress.elapsed() > ctx.drain {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    wait_for_drain(received, |&n| n >= expected, ctx.drain).await;
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = cpu.finish(0.0);
     readers.abort_all();

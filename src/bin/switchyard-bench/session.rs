@@ -139,3 +139,21 @@ pub async fn open_subscribers(ctx: &crate::Ctx, topic: &str, n: usize) -> Result
     }
     Ok(sessions)
 }
+
+/// Waits until `done` holds for the current `progress`, or until `progress` has not
+/// changed for `patience` (what is still missing then is reported as loss, not waited
+/// for forever).
+pub async fn wait_for_drain<T: PartialEq>(progress: impl Fn() -> T, done: impl Fn(&T) -> bool, patience: std::time::Duration) {
+    let mut last = progress();
+    let mut last_change = std::time::Instant::now();
+    while !done(&last) {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let now = progress();
+        if now != last {
+            last = now;
+            last_change = std::time::Instant::now();
+        } else if last_change.elapsed() > patience {
+            return;
+        }
+    }
+}
