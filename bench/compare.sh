@@ -251,36 +251,31 @@ if [[ $OTHER -gt 20 ]]; then
     ps -eo pcpu,pid,args --sort=-pcpu | head -5 >&2
 fi
 
-log "Switchyard: throughput and latency"
-start_switchyard
-run_matrix switchyard "$SY_WS" "$SY_RAW"
-stop_switchyard
+# One router's whole measurement. The same function runs both routers, so they get the
+# same workloads in the same order; only the extra scale arguments differ.
+measure() { # label display-name ws-port raw-port [extra scale args...]
+    local label=$1 name=$2 ws=$3 raw=$4
+    shift 4
+    log "$name: throughput and latency"
+    "start_$label"
+    run_matrix "$label" "$ws" "$raw"
+    "stop_$label"
 
-log "Switchyard: scale (a fresh router per trial)"
-for n in "${SCALE_N[@]}"; do
-    for ((rep = 1; rep <= REPEAT; rep++)); do
-        start_switchyard
-        # shellcheck disable=SC2046
-        bench switchyard --url "ws://127.0.0.1:$SY_WS/ws" --serializer json scale --sessions "$n" $(scale_args "$n")
-        stop_switchyard
+    log "$name: scale (a fresh router per trial)"
+    for n in "${SCALE_N[@]}"; do
+        for ((rep = 1; rep <= REPEAT; rep++)); do
+            "start_$label"
+            # shellcheck disable=SC2046
+            bench "$label" --url "ws://127.0.0.1:$ws/ws" --serializer json scale --sessions "$n" $(scale_args "$n") "$@"
+            "stop_$label"
+        done
     done
-done
+}
 
+measure switchyard Switchyard "$SY_WS" "$SY_RAW"
 write_crossbar_config
-log "Crossbar: throughput and latency"
-start_crossbar
-run_matrix crossbar "$CB_WS" "$CB_RAW"
-stop_crossbar
-
-log "Crossbar: scale (a fresh router per trial)"
-for n in "${SCALE_N[@]}"; do
-    for ((rep = 1; rep <= REPEAT; rep++)); do
-        start_crossbar
-        # shellcheck disable=SC2046
-        bench crossbar --url "ws://127.0.0.1:$CB_WS/ws" --serializer json scale --sessions "$n" $(scale_args "$n") --event-timeout 60
-        stop_crossbar
-    done
-done
+# Crossbar needs longer for one event to reach every session at the largest scale.
+measure crossbar Crossbar "$CB_WS" "$CB_RAW" --event-timeout 60
 
 log "Report"
 cp "$RESULTS" "$ROOT/bench/results.jsonl"
