@@ -47,8 +47,7 @@ pub async fn serve<R: FrameReader, W: FrameWriter>(
     tokio::pin!(goodbye_deadline);
     // Created once: a fresh `cancelled()` future per loop turn would lock the token's
     // tree on every message.
-    let shutdown = router.shutdown.clone();
-    let shutdown_signal = shutdown.cancelled();
+    let shutdown_signal = router.shutdown.cancelled();
     tokio::pin!(shutdown_signal);
     let killed = kill.cancelled();
     tokio::pin!(killed);
@@ -126,8 +125,8 @@ async fn write_loop<W: FrameWriter>(
                 if !more {
                     break;
                 }
+                // `send` drains the batch, on error too.
                 let sent = tokio::time::timeout(write_timeout, writer.send(&mut batch)).await;
-                batch.clear();
                 match sent {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
