@@ -6,33 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{args_of, start, Client};
+use common::{args_of, call, expect_error, invocation, start, Client};
 use switchyard::wamp::message::code;
 use switchyard::wamp::{dict, Args, Dict, Message, Serializer, Value};
-
-async fn call(c: &mut Client, procedure: &str, options: Dict, args: Vec<Value>) -> u64 {
-    let request = c.request();
-    let payload = c.args(args);
-    c.send(&Message::Call { request, options, procedure: procedure.into(), payload }).await;
-    request
-}
-
-async fn invocation(c: &mut Client) -> (u64, Dict, Args) {
-    match c.recv().await {
-        Message::Invocation { request, details, payload, .. } => (request, details, payload),
-        other => panic!("expected INVOCATION, got {other:?}"),
-    }
-}
-
-async fn expect_error(c: &mut Client, request: u64, uri: &str) -> Args {
-    match c.recv().await {
-        Message::Error { request_type, request: r, error, payload, .. } => {
-            assert_eq!((request_type, r, error.as_str()), (code::CALL, request, uri));
-            payload
-        }
-        other => panic!("expected ERROR {uri}, got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn a_callee_that_vanishes_mid_call_fails_the_call_at_once() {

@@ -599,6 +599,8 @@ fn message_type_that_is_not_an_unsigned_integer() {
 #[derive(Clone, Copy, Debug)]
 enum K {
     Id,
+    /// The request id of UNSUBSCRIBED/UNREGISTERED: 0 is allowed (router-initiated).
+    Id0,
     Str,
     Dict,
     Args,
@@ -680,7 +682,7 @@ const SHAPES: [Shape; 24] = [
     Shape {
         name: "UNSUBSCRIBED",
         code: 35,
-        fields: &[("Request", K::Id), ("Details", K::Dict)],
+        fields: &[("Request", K::Id0), ("Details", K::Dict)],
         min: 2,
         expected: "2 or 3",
     },
@@ -742,7 +744,7 @@ const SHAPES: [Shape; 24] = [
     Shape {
         name: "UNREGISTERED",
         code: 67,
-        fields: &[("Request", K::Id), ("Details", K::Dict)],
+        fields: &[("Request", K::Id0), ("Details", K::Dict)],
         min: 2,
         expected: "2 or 3",
     },
@@ -771,7 +773,7 @@ const SHAPES: [Shape; 24] = [
 
 fn valid(kind: K) -> Value {
     match kind {
-        K::Id => u(7),
+        K::Id | K::Id0 => u(7),
         K::Str => s("com.example.x"),
         K::Dict | K::Kwargs => Value::Dict([("k".to_owned(), u(1))].into_iter().collect()),
         K::Args => list(vec![u(1), s("a")]),
@@ -828,7 +830,7 @@ fn wrong_field_type_for_every_field_of_every_message() {
         for shape in &SHAPES {
             for (i, (field, kind)) in shape.fields.iter().enumerate() {
                 let (bad, expected, got) = match kind {
-                    K::Id => (s("7"), "an integer id", "string"),
+                    K::Id | K::Id0 => (s("7"), "an integer id", "string"),
                     K::Str => (u(7), "a string", "integer"),
                     K::Dict => (list(vec![]), "a dict", "list"),
                     K::Args => (empty_dict(), "a list", "dict"),
@@ -853,23 +855,24 @@ fn ids_are_limited_to_2_pow_53() {
     for ser in ALL {
         for shape in &SHAPES {
             for (i, (field, kind)) in shape.fields.iter().enumerate() {
-                if !matches!(kind, K::Id) {
-                    continue;
-                }
+                let (min, expected) = match kind {
+                    K::Id => (1, "an id in [1, 2^53]"),
+                    K::Id0 => (0, "an id in [0, 2^53]"),
+                    _ => continue,
+                };
                 let with = |id: Value| {
                     let mut items = full(shape);
                     items[i + 1] = id;
                     Message::decode(ser, &frame(ser, items))
                 };
                 assert!(with(u(MAX_ID)).is_ok(), "{} {field} = 2^53 ({ser:?})", shape.name);
-                assert!(with(u(0)).is_ok(), "{} {field} = 0 ({ser:?})", shape.name);
-                for big in [MAX_ID + 1, u64::MAX] {
-                    let want = DecodeError::Field {
-                        message: shape.name,
-                        field,
-                        expected: "an id in [0, 2^53]",
-                        got: big.to_string(),
-                    };
+                assert!(with(u(1)).is_ok(), "{} {field} = 1 ({ser:?})", shape.name);
+                let outside = if min == 0 { vec![MAX_ID + 1, u64::MAX] } else { vec![0, MAX_ID + 1, u64::MAX] };
+                if min == 0 {
+                    assert!(with(u(0)).is_ok(), "{} {field} = 0 ({ser:?})", shape.name);
+                }
+                for big in outside {
+                    let want = DecodeError::Field { message: shape.name, field, expected, got: big.to_string() };
                     assert_eq!(with(u(big)), Err(want), "{ser:?}");
                 }
                 let want =
@@ -883,7 +886,9 @@ fn ids_are_limited_to_2_pow_53() {
     }
     // The same over the wire as a JSON text with the number written out.
     let e = decode(Serializer::Json, b"[33, 9007199254740993, 1]").unwrap_err();
-    assert_eq!(e.to_string(), "SUBSCRIBED.Request: expected an id in [0, 2^53], got 9007199254740993");
+    assert_eq!(e.to_string(), "SUBSCRIBED.Request: expected an id in [1, 2^53], got 9007199254740993");
+    let e = decode(Serializer::Json, b"[32, 0, {}, \"com.x\"]").unwrap_err();
+    assert_eq!(e.to_string(), "SUBSCRIBE.Request: expected an id in [1, 2^53], got 0");
     assert!(decode(Serializer::Json, b"[33, 9007199254740992, 1]").is_ok());
 }
 

@@ -48,8 +48,19 @@ pub struct Config {
 pub struct Limits {
     /// Largest accepted WAMP message, in bytes.
     pub max_message_size: usize,
-    /// Time a new connection has to complete HELLO/WELCOME.
+    /// Largest message accepted before the session is established (HELLO,
+    /// AUTHENTICATE, RawSocket PINGs): strangers get no big buffers.
+    pub max_hello_size: usize,
+    /// Time a new connection has to finish its transport handshake (the HTTP request
+    /// and WebSocket upgrade, or the RawSocket handshake).
+    pub handshake_timeout: Duration,
+    /// Time a new connection has to complete HELLO/WELCOME after its handshake.
     pub hello_timeout: Duration,
+    /// Time a message has to arrive completely once its first byte has arrived.
+    pub frame_timeout: Duration,
+    /// Bytes the whole process may hold in partially received messages and queued
+    /// outgoing messages; see `router::budget`.
+    pub memory_budget: usize,
     /// Events queued per session before further events are dropped.
     pub outbox_messages: usize,
     /// Bytes of events queued per session before further events are dropped.
@@ -63,6 +74,12 @@ pub struct Limits {
     pub max_sessions: usize,
     pub max_subscriptions_per_session: usize,
     pub max_registrations_per_session: usize,
+    /// Calls a session may have in flight as a caller.
+    pub max_calls_per_session: usize,
+    /// Longest URI (realm, topic, procedure, error) a client may send, in bytes.
+    pub max_uri_length: usize,
+    /// Failed authentications allowed per minute, per peer address and per authid.
+    pub auth_failures_per_minute: u32,
     /// Apply the WAMP strict URI rules to client-supplied URIs (loose rules otherwise).
     pub strict_uris: bool,
 }
@@ -164,7 +181,11 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_size: 16 * 1024 * 1024,
+            max_hello_size: 64 * 1024,
+            handshake_timeout: Duration::from_millis(5_000),
             hello_timeout: Duration::from_millis(10_000),
+            frame_timeout: Duration::from_millis(30_000),
+            memory_budget: 256 * 1024 * 1024,
             outbox_messages: 1024,
             outbox_bytes: 8 * 1024 * 1024,
             rpc_outbox_bytes: 64 * 1024 * 1024,
@@ -173,6 +194,9 @@ impl Default for Limits {
             max_sessions: 100_000,
             max_subscriptions_per_session: 10_000,
             max_registrations_per_session: 10_000,
+            max_calls_per_session: 1_000,
+            max_uri_length: 4096,
+            auth_failures_per_minute: 10,
             strict_uris: true,
         }
     }

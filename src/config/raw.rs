@@ -37,7 +37,11 @@ pub(super) struct RawTransport {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLimits {
     pub max_message_size: Option<Spanned<i64>>,
+    pub max_hello_size: Option<Spanned<i64>>,
+    pub handshake_timeout_ms: Option<Spanned<i64>>,
     pub hello_timeout_ms: Option<Spanned<i64>>,
+    pub frame_timeout_ms: Option<Spanned<i64>>,
+    pub memory_budget_bytes: Option<Spanned<i64>>,
     pub outbox_messages: Option<Spanned<i64>>,
     pub outbox_bytes: Option<Spanned<i64>>,
     pub rpc_outbox_bytes: Option<Spanned<i64>>,
@@ -46,6 +50,9 @@ pub(super) struct RawLimits {
     pub max_sessions: Option<Spanned<i64>>,
     pub max_subscriptions_per_session: Option<Spanned<i64>>,
     pub max_registrations_per_session: Option<Spanned<i64>>,
+    pub max_calls_per_session: Option<Spanned<i64>>,
+    pub max_uri_length: Option<Spanned<i64>>,
+    pub auth_failures_per_minute: Option<Spanned<i64>>,
     pub strict_uris: Option<bool>,
 }
 

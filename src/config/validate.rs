@@ -217,10 +217,24 @@ fn limits(src: &Source, raw: &RawLimits, errors: &mut Vec<ConfigError>) -> Limit
             d.max_message_size,
             false,
         ),
+        max_hello_size: r.count("max_hello_size", &raw.max_hello_size, d.max_hello_size, false),
+        handshake_timeout: r.millis(
+            "handshake_timeout_ms",
+            &raw.handshake_timeout_ms,
+            d.handshake_timeout,
+            false,
+        ),
         hello_timeout: r.millis(
             "hello_timeout_ms",
             &raw.hello_timeout_ms,
             d.hello_timeout,
+            false,
+        ),
+        frame_timeout: r.millis("frame_timeout_ms", &raw.frame_timeout_ms, d.frame_timeout, false),
+        memory_budget: r.count(
+            "memory_budget_bytes",
+            &raw.memory_budget_bytes,
+            d.memory_budget,
             false,
         ),
         outbox_messages: r.count(
@@ -261,18 +275,52 @@ fn limits(src: &Source, raw: &RawLimits, errors: &mut Vec<ConfigError>) -> Limit
             d.max_registrations_per_session,
             true,
         ),
+        max_calls_per_session: r.count(
+            "max_calls_per_session",
+            &raw.max_calls_per_session,
+            d.max_calls_per_session,
+            false,
+        ),
+        max_uri_length: r.count("max_uri_length", &raw.max_uri_length, d.max_uri_length, false),
+        auth_failures_per_minute: r
+            .int("auth_failures_per_minute", &raw.auth_failures_per_minute, false)
+            .map_or(d.auth_failures_per_minute, |n| u32::try_from(n).unwrap_or(u32::MAX)),
         strict_uris: raw.strict_uris.unwrap_or(d.strict_uris),
     };
+    // Checks between limits run only when every limit was valid, so a fallback default
+    // cannot cause one.
+    let all_valid = errors.len() == before;
     // rpc_outbox_bytes is the hard cap on everything queued, events included: below
-    // outbox_bytes, sessions would be closed before events are ever dropped. Only
-    // checked when every limit was valid, so a fallback default cannot cause it.
-    if errors.len() == before && limits.rpc_outbox_bytes < limits.outbox_bytes {
+    // outbox_bytes, sessions would be closed before events are ever dropped.
+    if all_valid && limits.rpc_outbox_bytes < limits.outbox_bytes {
         let at = raw.rpc_outbox_bytes.as_ref().or(raw.outbox_bytes.as_ref());
         let msg = format!(
             "`rpc_outbox_bytes` ({}) must not be smaller than `outbox_bytes` ({})",
             limits.rpc_outbox_bytes, limits.outbox_bytes
         );
         errors.push(src.error(at.map_or(0..0, Spanned::span), msg));
+    }
+    // Limits that only make sense below another one: a HELLO limit above the message
+    // limit, or a message limit above the whole budget, would never apply.
+    let below = [
+        ("max_hello_size", &raw.max_hello_size, limits.max_hello_size, "max_message_size", &raw.max_message_size, limits.max_message_size),
+        (
+            "max_message_size",
+            &raw.max_message_size,
+            limits.max_message_size,
+            "memory_budget_bytes",
+            &raw.memory_budget_bytes,
+            limits.memory_budget,
+        ),
+    ];
+    if all_valid {
+        for (key, value, n, other_key, other, m) in below {
+            if n > m {
+                let at = value.as_ref().or(other.as_ref());
+                let msg = format!("`{key}` ({n}) must not be larger than `{other_key}` ({m})");
+                errors.push(src.error(at.map_or(0..0, Spanned::span), msg));
+            }
+        }
     }
     limits
 }

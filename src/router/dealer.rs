@@ -42,12 +42,30 @@ struct Procedures {
 struct Calls {
     by_invocation: HashMap<(SessionId, u64), PendingCall>,
     by_call: HashMap<(SessionId, u64), (SessionId, u64)>,
+    /// Calls in flight per caller, for `max_calls_per_session`.
+    per_caller: HashMap<SessionId, usize>,
 }
 
 impl Calls {
+    fn in_flight(&self, caller: SessionId) -> usize {
+        self.per_caller.get(&caller).copied().unwrap_or(0)
+    }
+
+    fn insert(&mut self, key: (SessionId, u64), call: PendingCall) {
+        self.by_call.insert((call.caller.id, call.caller_request), key);
+        *self.per_caller.entry(call.caller.id).or_default() += 1;
+        self.by_invocation.insert(key, call);
+    }
+
     fn remove(&mut self, key: (SessionId, u64)) -> Option<PendingCall> {
         let call = self.by_invocation.remove(&key)?;
         self.by_call.remove(&(call.caller.id, call.caller_request));
+        if let Some(n) = self.per_caller.get_mut(&call.caller.id) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_caller.remove(&call.caller.id);
+            }
+        }
         Some(call)
     }
 }
@@ -73,6 +91,8 @@ pub struct CallRequest {
 pub struct Dealer {
     procedures: RwLock<Procedures>,
     calls: Mutex<Calls>,
+    /// Calls one session may have in flight as a caller.
+    max_calls: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -82,8 +102,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Dealer {
-    pub fn new(metrics: Arc<Metrics>) -> Dealer {
-        Dealer { procedures: RwLock::default(), calls: Mutex::default(), metrics }
+    pub fn new(metrics: Arc<Metrics>, max_calls: usize) -> Dealer {
+        Dealer { procedures: RwLock::default(), calls: Mutex::default(), max_calls, metrics }
     }
 
     pub fn register(&self, callee: &Arc<SessionHandle>, uri: &str, ids: &IdSequence) -> Result<u64, WampError> {
@@ -141,8 +161,14 @@ impl Dealer {
         // Registered before sending so that a fast YIELD always finds its call.
         {
             let mut calls = lock(&self.calls);
-            calls.by_call.insert((caller.id, req.request), (callee.id, request));
-            calls.by_invocation.insert(
+            if calls.in_flight(caller.id) >= self.max_calls {
+                self.metrics.calls_refused.inc();
+                return Err(WampError::LimitReached(format!(
+                    "a session may have at most {} calls in flight",
+                    self.max_calls
+                )));
+            }
+            calls.insert(
                 (callee.id, request),
                 PendingCall { caller: caller.clone(), caller_request: req.request, callee: callee.clone(), receive_progress },
             );
@@ -192,6 +218,18 @@ impl Dealer {
         if let Err(e) = call.caller.send(&msg) {
             self.result_undeliverable(&call.caller, call.caller_request, e);
         }
+    }
+
+    /// Ends a call because of something wrong in the callee's answer (an invalid error
+    /// URI, an invalid payload): the caller gets `err` instead. A callee that announced
+    /// call canceling is told to stop working on it.
+    pub fn fail_invocation(&self, callee: SessionId, request: u64, err: &WampError) {
+        let Some(call) = lock(&self.calls).remove((callee, request)) else { return };
+        tracing::info!(session = %callee, error = %err, "callee answer refused");
+        if call.callee.features.callee_call_canceling {
+            let _ = call.callee.send(&Message::Interrupt { request, options: dict([("mode", "killnowait".into())]) });
+        }
+        let _ = call.caller.send(&error_message(code::CALL, call.caller_request, err, &call.caller));
     }
 
     /// A result too large or not encodable for the caller still ends the call: the caller

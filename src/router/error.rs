@@ -19,6 +19,10 @@ pub enum WampError {
     NotAuthorized { action: &'static str, uri: String },
     #[error("invalid URI '{0}'")]
     InvalidUri(String),
+    #[error("URI of {len} bytes exceeds the limit of {limit} bytes")]
+    UriTooLong { len: usize, limit: usize },
+    #[error("'{0}' is in the wamp namespace, which is reserved for the router")]
+    ReservedUri(String),
     #[error("{0}")]
     InvalidArgument(String),
     #[error("no procedure registered under '{0}'")]
@@ -45,7 +49,9 @@ impl WampError {
             WampError::AuthenticationFailed(_) => "wamp.error.authentication_failed",
             WampError::ProtocolViolation(_) => "wamp.error.protocol_violation",
             WampError::NotAuthorized { .. } => "wamp.error.not_authorized",
-            WampError::InvalidUri(_) => "wamp.error.invalid_uri",
+            WampError::InvalidUri(_) | WampError::UriTooLong { .. } | WampError::ReservedUri(_) => {
+                "wamp.error.invalid_uri"
+            }
             WampError::InvalidArgument(_) => "wamp.error.invalid_argument",
             WampError::NoSuchProcedure(_) => "wamp.error.no_such_procedure",
             WampError::ProcedureAlreadyExists(_) => "wamp.error.procedure_already_exists",

@@ -19,6 +19,8 @@ pub struct Metrics {
     /// EVENT frames encoded: one per (subscription, serializer) per publication.
     pub event_encodes: Counter,
     pub calls: Counter,
+    /// CALLs refused because the caller had `max_calls_per_session` in flight.
+    pub calls_refused: Counter,
     pub protocol_violations: Counter,
     pub oversized_messages: Counter,
     pub sessions_refused: Counter,
@@ -41,6 +43,7 @@ impl Metrics {
             events_dropped_too_large: Counter::default(),
             event_encodes: Counter::default(),
             calls: Counter::default(),
+            calls_refused: Counter::default(),
             protocol_violations: Counter::default(),
             oversized_messages: Counter::default(),
             sessions_refused: Counter::default(),
@@ -57,6 +60,7 @@ impl Metrics {
         );
         registry.register("event_encodes", "EVENT frames encoded (once per subscription and serializer)", m.event_encodes.clone());
         registry.register("calls", "CALLs routed to a callee", m.calls.clone());
+        registry.register("calls_refused", "CALLs refused: the caller had max_calls_per_session in flight", m.calls_refused.clone());
         registry.register("protocol_violations", "Sessions aborted for a protocol violation", m.protocol_violations.clone());
         registry.register("oversized_messages", "Connections closed for a message above the size limit", m.oversized_messages.clone());
         registry.register("sessions_refused", "Connections refused at the session limit", m.sessions_refused.clone());

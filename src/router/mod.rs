@@ -51,7 +51,7 @@ impl Router {
     pub fn new(config: &Config) -> Arc<Router> {
         let metrics = Arc::new(Metrics::new());
         let realms =
-            config.realms.iter().map(|r| (r.name.clone(), Arc::new(Realm::from_config(r, metrics.clone())))).collect();
+            config.realms.iter().map(|r| (r.name.clone(), Arc::new(Realm::from_config(r, &config.limits, metrics.clone())))).collect();
         Arc::new(Router {
             limits: config.limits.clone(),
             realms,

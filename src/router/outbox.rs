@@ -72,13 +72,16 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues an event unless the outbox is at its event bound.
+    /// Queues an event unless the outbox is at its event bound. An empty outbox takes
+    /// any event, so an event larger than `max_bytes` (but within the message size
+    /// limit) still reaches a subscriber that keeps up.
     pub fn push_event(&self, frame: Bytes) -> Result<(), PushError> {
         let mut s = self.lock();
         if s.closed {
             return Err(PushError::Closed);
         }
-        if s.queue.len() >= self.limits.max_messages || s.bytes + frame.len() > self.limits.max_bytes {
+        let full = s.queue.len() >= self.limits.max_messages || s.bytes + frame.len() > self.limits.max_bytes;
+        if full && !s.queue.is_empty() {
             return Err(PushError::Full);
         }
         s.bytes += frame.len();
@@ -180,9 +183,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn byte_bound_applies_to_events() {
+    async fn byte_bound_applies_to_events_but_an_empty_outbox_takes_one() {
         let o = outbox();
-        assert_eq!(o.push_event(Bytes::from_static(b"0123456789x")), Err(PushError::Full));
+        assert_eq!(o.push_event(Bytes::from_static(b"0123456789x")), Ok(()));
+        assert_eq!(o.push_event(Bytes::from_static(b"y")), Err(PushError::Full));
+        let mut batch = Vec::new();
+        assert!(o.next_batch(&mut batch, 10).await);
+        assert_eq!(batch, vec![Outgoing::Frame(Bytes::from_static(b"0123456789x"))]);
+        assert_eq!(o.push_event(Bytes::from_static(b"0123456")), Ok(()));
+        assert_eq!(o.push_event(Bytes::from_static(b"0123")), Err(PushError::Full));
     }
 
     #[tokio::test]

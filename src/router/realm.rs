@@ -9,7 +9,7 @@ use super::dealer::Dealer;
 use super::handle::SessionHandle;
 use super::metrics::Metrics;
 use crate::auth::{Action, Authenticator, Authorizer, Decision, StaticRoles};
-use crate::config::RealmConfig;
+use crate::config::{Limits, RealmConfig};
 use crate::wamp::ids::{IdSequence, SessionId};
 
 #[derive(Debug)]
@@ -25,11 +25,11 @@ pub struct Realm {
 }
 
 impl Realm {
-    pub fn from_config(cfg: &RealmConfig, metrics: Arc<Metrics>) -> Realm {
+    pub fn from_config(cfg: &RealmConfig, limits: &Limits, metrics: Arc<Metrics>) -> Realm {
         Realm {
             name: cfg.name.clone(),
             broker: Broker::new(metrics.clone()),
-            dealer: Dealer::new(metrics),
+            dealer: Dealer::new(metrics, limits.max_calls_per_session),
             authenticator: Authenticator::from_config(cfg),
             authorizer: Box::new(StaticRoles::from_config(cfg)),
             ids: IdSequence::new(),

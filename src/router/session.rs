@@ -116,8 +116,8 @@ impl Session {
         let Message::Hello { realm, details } = msg else {
             return self.violation(format!("expected HELLO, got {}", msg.name()));
         };
-        if !uri::is_valid(&realm, MatchPolicy::Exact, self.router.limits.strict_uris) {
-            return self.abort(WampError::InvalidUri(realm));
+        if let Err(e) = self.check_uri(&realm, MatchPolicy::Exact) {
+            return self.abort(e);
         }
         let Some(realm) = self.router.realm(&realm).cloned() else {
             return self.abort(WampError::NoSuchRealm(realm));
@@ -222,7 +222,10 @@ impl Session {
                 Ok(None)
             }
             Message::Error { request_type: code::INVOCATION, request, details, error, payload } => {
-                realm.dealer.callee_error(self.id, request, details, error, payload);
+                match self.check_error_uri(&error) {
+                    Ok(()) => realm.dealer.callee_error(self.id, request, details, error, payload),
+                    Err(e) => realm.dealer.fail_invocation(self.id, request, &e),
+                }
                 Ok(None)
             }
             Message::Goodbye { .. } => {
@@ -241,11 +244,40 @@ impl Session {
     }
 
     fn check_uri(&self, uri: &str, policy: MatchPolicy) -> Result<(), WampError> {
+        self.check_uri_length(uri)?;
         if uri::is_valid(uri, policy, self.router.limits.strict_uris) {
             Ok(())
         } else {
             Err(WampError::InvalidUri(uri.to_owned()))
         }
+    }
+
+    fn check_uri_length(&self, uri: &str) -> Result<(), WampError> {
+        let limit = self.router.limits.max_uri_length;
+        if uri.len() > limit {
+            return Err(WampError::UriTooLong { len: uri.len(), limit });
+        }
+        Ok(())
+    }
+
+    /// Error URIs are held to the loose rules whatever `strict_uris` says: callee
+    /// libraries name errors after exception classes (`com.example.NotFound`).
+    fn check_error_uri(&self, uri: &str) -> Result<(), WampError> {
+        self.check_uri_length(uri)?;
+        if uri::is_valid(uri, MatchPolicy::Exact, false) {
+            Ok(())
+        } else {
+            Err(WampError::InvalidUri(uri.to_owned()))
+        }
+    }
+
+    /// Clients may use the `wamp` namespace only where the router serves it (meta
+    /// topics to subscribe to, meta procedures to call), never to publish or register.
+    fn check_not_reserved(uri: &str) -> Result<(), WampError> {
+        if uri::is_reserved(uri) {
+            return Err(WampError::ReservedUri(uri.to_owned()));
+        }
+        Ok(())
     }
 
     fn authorize(&self, realm: &Realm, me: &SessionHandle, action: Action, uri: &str) -> Result<bool, WampError> {
@@ -266,6 +298,7 @@ impl Session {
         payload: crate::wamp::Args,
     ) -> Result<u64, WampError> {
         self.check_uri(topic, MatchPolicy::Exact)?;
+        Session::check_not_reserved(topic)?;
         let role_discloses = self.authorize(realm, me, Action::Publish, topic)?;
         let recipients = Recipients::from_options(self.id, options)?;
         let disclose = role_discloses || options.get("disclose_me").and_then(Value::as_bool).unwrap_or(false);
@@ -298,6 +331,7 @@ impl Session {
             }
         }
         self.check_uri(procedure, MatchPolicy::Exact)?;
+        Session::check_not_reserved(procedure)?;
         self.authorize(realm, me, Action::Register, procedure)?;
         if self.registrations.len() >= self.router.limits.max_registrations_per_session {
             return Err(WampError::LimitReached(format!(

@@ -99,7 +99,8 @@ impl Message {
             }
             UNSUBSCRIBED => {
                 f.arity(2, 3, "2 or 3")?;
-                Message::Unsubscribed { request: f.id(1, "Request")?, details: f.optional_dict(2, "Details")? }
+                // Request 0: the router revoked the subscription (no request to answer).
+                Message::Unsubscribed { request: f.id_or_zero(1, "Request")?, details: f.optional_dict(2, "Details")? }
             }
             EVENT => {
                 f.arity(4, 6, "4 to 6")?;
@@ -145,7 +146,7 @@ impl Message {
             }
             UNREGISTERED => {
                 f.arity(2, 3, "2 or 3")?;
-                Message::Unregistered { request: f.id(1, "Request")?, details: f.optional_dict(2, "Details")? }
+                Message::Unregistered { request: f.id_or_zero(1, "Request")?, details: f.optional_dict(2, "Details")? }
             }
             INVOCATION => {
                 f.arity(4, 6, "4 to 6")?;
@@ -198,15 +199,20 @@ impl Fields<'_> {
         DecodeError::Field { message: self.message, field, expected, got: got.kind().to_owned() }
     }
 
+    /// An id in [1, 2^53] (spec: "Identifiers").
     fn id(&self, i: usize, field: &'static str) -> Result<u64, DecodeError> {
+        self.ranged_id(i, field, 1, "an id in [1, 2^53]")
+    }
+
+    /// The request id of UNSUBSCRIBED/UNREGISTERED, where 0 means the router revoked it.
+    fn id_or_zero(&self, i: usize, field: &'static str) -> Result<u64, DecodeError> {
+        self.ranged_id(i, field, 0, "an id in [0, 2^53]")
+    }
+
+    fn ranged_id(&self, i: usize, field: &'static str, min: u64, expected: &'static str) -> Result<u64, DecodeError> {
         match self.value(i)? {
-            Value::UInt(u) if u <= MAX_ID => Ok(u),
-            Value::UInt(u) => Err(DecodeError::Field {
-                message: self.message,
-                field,
-                expected: "an id in [0, 2^53]",
-                got: u.to_string(),
-            }),
+            Value::UInt(u) if (min..=MAX_ID).contains(&u) => Ok(u),
+            Value::UInt(u) => Err(DecodeError::Field { message: self.message, field, expected, got: u.to_string() }),
             other => Err(self.wrong(field, "an integer id", &other)),
         }
     }

@@ -74,6 +74,13 @@ pub fn is_valid(uri: &str, policy: MatchPolicy, strict: bool) -> bool {
     }
 }
 
+/// True for URIs whose first component is `wamp`: the spec reserves them for URIs the
+/// protocol itself defines (errors, meta events and procedures), so applications must
+/// not publish or register them.
+pub fn is_reserved(uri: &str) -> bool {
+    uri.split('.').next() == Some("wamp")
+}
+
 /// True when `pattern` under `policy` matches the concrete `uri`.
 pub fn matches(pattern: &str, policy: MatchPolicy, uri: &str) -> bool {
     match policy {
@@ -115,6 +122,15 @@ mod tests {
         assert!(!is_valid("com.my app", MatchPolicy::Exact, false));
         assert!(!is_valid("com.a#b", MatchPolicy::Exact, false));
         assert!(!is_valid(".com", MatchPolicy::Exact, false));
+    }
+
+    #[test]
+    fn the_wamp_namespace_is_reserved() {
+        assert!(is_reserved("wamp"));
+        assert!(is_reserved("wamp.session.count"));
+        assert!(!is_reserved("wampx.session"));
+        assert!(!is_reserved("com.wamp.x"));
+        assert!(!is_reserved(""));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use switchyard::config::Config;
 use switchyard::server::Server;
+use switchyard::wamp::message::code;
 use switchyard::wamp::{dict, Args, Dict, Message, Payload, Serializer, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -236,6 +237,38 @@ impl Client {
         if let Conn::Ws(ws) = &mut self.conn {
             let _ = WebSocketStream::close(ws, None).await;
         }
+    }
+}
+
+/// Sends a CALL and returns its request id.
+pub async fn call(c: &mut Client, procedure: &str, options: Dict, args: Vec<Value>) -> u64 {
+    let request = c.request();
+    let payload = c.args(args);
+    c.send(&Message::Call { request, options, procedure: procedure.into(), payload }).await;
+    request
+}
+
+/// Receives an INVOCATION: (request, details, payload).
+pub async fn invocation(c: &mut Client) -> (u64, Dict, Args) {
+    match c.recv().await {
+        Message::Invocation { request, details, payload, .. } => (request, details, payload),
+        other => panic!("expected INVOCATION, got {other:?}"),
+    }
+}
+
+/// Receives the ERROR for CALL `request` and checks its URI; returns its payload.
+pub async fn expect_error(c: &mut Client, request: u64, uri: &str) -> Args {
+    expect_error_for(c, code::CALL, request, uri).await
+}
+
+/// Receives the ERROR for (`request_type`, `request`) and checks its URI.
+pub async fn expect_error_for(c: &mut Client, request_type: u64, request: u64, uri: &str) -> Args {
+    match c.recv().await {
+        Message::Error { request_type: t, request: r, error, payload, .. } => {
+            assert_eq!((t, r, error.as_str()), (request_type, request, uri));
+            payload
+        }
+        other => panic!("expected ERROR {uri}, got {other:?}"),
     }
 }
 

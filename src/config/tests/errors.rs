@@ -310,6 +310,26 @@ fn zero_is_fine_where_it_means_off() {
 }
 
 #[test]
+fn hello_size_and_message_size_must_fit_under_their_bounds() {
+    let text = format!("{REALM}[limits]\nmax_message_size = 1000\nmax_hello_size = 2000\n");
+    assert_eq!(
+        errors(&text),
+        vec![err(MAIN, 5, 18, "`max_hello_size` (2000) must not be larger than `max_message_size` (1000)")]
+    );
+    // Against the default budget (256 MiB) the error points at max_message_size.
+    let text = format!("{REALM}[limits]\nmax_message_size = 268435457\n");
+    assert_eq!(
+        errors(&text),
+        vec![err(
+            MAIN,
+            4,
+            20,
+            "`max_message_size` (268435457) must not be larger than `memory_budget_bytes` (268435456)"
+        )]
+    );
+}
+
+#[test]
 fn rpc_outbox_below_event_outbox() {
     let text = format!("{REALM}[limits]\noutbox_bytes = 2048\nrpc_outbox_bytes = 1024\n");
     assert_eq!(

@@ -107,7 +107,11 @@ fn default_config_values() {
     );
     let l = &c.limits;
     assert_eq!(l.max_message_size, 16_777_216);
+    assert_eq!(l.max_hello_size, 65_536);
+    assert_eq!(l.handshake_timeout, Duration::from_secs(5));
     assert_eq!(l.hello_timeout, Duration::from_secs(10));
+    assert_eq!(l.frame_timeout, Duration::from_secs(30));
+    assert_eq!(l.memory_budget, 268_435_456);
     assert_eq!(l.outbox_messages, 1024);
     assert_eq!(l.outbox_bytes, 8_388_608);
     assert_eq!(l.rpc_outbox_bytes, 67_108_864);
@@ -116,6 +120,9 @@ fn default_config_values() {
     assert_eq!(l.max_sessions, 100_000);
     assert_eq!(l.max_subscriptions_per_session, 10_000);
     assert_eq!(l.max_registrations_per_session, 10_000);
+    assert_eq!(l.max_calls_per_session, 1_000);
+    assert_eq!(l.max_uri_length, 4096);
+    assert_eq!(l.auth_failures_per_minute, 10);
     assert!(l.strict_uris);
     let all = Allow {
         call: true,
@@ -189,7 +196,11 @@ unix = "/run/switchyard.sock"
 
 [limits]
 max_message_size = 1000
+max_hello_size = 500
+handshake_timeout_ms = 700
 hello_timeout_ms = 1500
+frame_timeout_ms = 900
+memory_budget_bytes = 100000
 outbox_messages = 10
 outbox_bytes = 2000
 rpc_outbox_bytes = 3000
@@ -198,6 +209,9 @@ ping_interval_ms = 0
 max_sessions = 7
 max_subscriptions_per_session = 0
 max_registrations_per_session = 3
+max_calls_per_session = 4
+max_uri_length = 50
+auth_failures_per_minute = 6
 strict_uris = false
 
 [log]
@@ -332,7 +346,11 @@ fn full_file_round_trip() {
         unix: Some(PathBuf::from("/run/switchyard.sock")),
         limits: Limits {
             max_message_size: 1000,
+            max_hello_size: 500,
+            handshake_timeout: Duration::from_millis(700),
             hello_timeout: Duration::from_millis(1500),
+            frame_timeout: Duration::from_millis(900),
+            memory_budget: 100_000,
             outbox_messages: 10,
             outbox_bytes: 2000,
             rpc_outbox_bytes: 3000,
@@ -341,6 +359,9 @@ fn full_file_round_trip() {
             max_sessions: 7,
             max_subscriptions_per_session: 0,
             max_registrations_per_session: 3,
+            max_calls_per_session: 4,
+            max_uri_length: 50,
+            auth_failures_per_minute: 6,
             strict_uris: false,
         },
         log: LogConfig {

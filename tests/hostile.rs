@@ -1,0 +1,211 @@
+//! What a hostile or clumsy client can do, and what it gets: the reserved `wamp`
+//! namespace, URI and id limits, calls in flight per caller, a callee's invalid error
+//! URI, and events between the outbox bound and the message size limit.
+
+mod common;
+
+use bytes::Bytes;
+use common::{args_of, call, expect_error, expect_error_for, invocation, metric, start, Client};
+use switchyard::wamp::message::code;
+use switchyard::wamp::{dict, Args, Dict, Message, Payload, Serializer, Value};
+
+fn ack() -> Dict {
+    dict([("acknowledge", true.into())])
+}
+
+#[tokio::test]
+async fn clients_cannot_publish_or_register_in_the_wamp_namespace() {
+    let server = start(|_| {}).await;
+    let mut watcher = Client::join_ws(&server, Serializer::Json).await;
+    // Subscribing to meta topics stays allowed.
+    let sub = watcher.subscribe("wamp.session.on_join", Dict::new()).await;
+    assert!(sub > 0);
+
+    let mut forger = Client::join_ws(&server, Serializer::MsgPack).await;
+    let request = forger.publish("wamp.session.on_join", ack(), vec![Value::UInt(1)]).await;
+    let payload = expect_error_for(&mut forger, code::PUBLISH, request, "wamp.error.invalid_uri").await;
+    assert_eq!(
+        args_of(&payload),
+        vec![Value::from("'wamp.session.on_join' is in the wamp namespace, which is reserved for the router")]
+    );
+    let request = forger.request();
+    forger.send(&Message::Register { request, options: Dict::new(), procedure: "wamp.session.count".into() }).await;
+    let payload = expect_error_for(&mut forger, code::REGISTER, request, "wamp.error.invalid_uri").await;
+    assert_eq!(
+        args_of(&payload),
+        vec![Value::from("'wamp.session.count' is in the wamp namespace, which is reserved for the router")]
+    );
+    // `wamp` alone is the namespace too; `wampx` is not.
+    let request = forger.publish("wamp", ack(), vec![]).await;
+    expect_error_for(&mut forger, code::PUBLISH, request, "wamp.error.invalid_uri").await;
+    let request = forger.publish("wampx.topic", ack(), vec![]).await;
+    assert!(matches!(forger.recv().await, Message::Published { request: r, .. } if r == request));
+
+    // Nothing forged reached the watcher: the next thing it gets is an event on a
+    // topic of its own.
+    watcher.subscribe("com.after", Dict::new()).await;
+    forger.publish("com.after", Dict::new(), vec![Value::UInt(2)]).await;
+    match watcher.recv().await {
+        Message::Event { payload, .. } => assert_eq!(args_of(&payload), vec![Value::UInt(2)]),
+        other => panic!("expected the event on com.after, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn uris_longer_than_the_limit_are_refused() {
+    let server = start(|c| c.limits.max_uri_length = 64).await;
+    let mut c = Client::join_ws(&server, Serializer::Json).await;
+    let at_limit = format!("com.{}", "a".repeat(60));
+    assert_eq!(at_limit.len(), 64);
+    c.subscribe(&at_limit, Dict::new()).await;
+    let over = format!("{at_limit}b");
+    let request = c.request();
+    c.send(&Message::Subscribe { request, options: Dict::new(), topic: over.clone() }).await;
+    let payload = expect_error_for(&mut c, code::SUBSCRIBE, request, "wamp.error.invalid_uri").await;
+    assert_eq!(args_of(&payload), vec![Value::from("URI of 65 bytes exceeds the limit of 64 bytes")]);
+    for request_type in [code::PUBLISH, code::REGISTER, code::CALL] {
+        let request = c.request();
+        let msg = match request_type {
+            code::PUBLISH => Message::Publish { request, options: ack(), topic: over.clone(), payload: Args::NONE },
+            code::REGISTER => Message::Register { request, options: Dict::new(), procedure: over.clone() },
+            _ => Message::Call { request, options: Dict::new(), procedure: over.clone(), payload: Args::NONE },
+        };
+        c.send(&msg).await;
+        expect_error_for(&mut c, request_type, request, "wamp.error.invalid_uri").await;
+    }
+    // A realm name is a URI too.
+    let mut c = Client::ws(&server, Serializer::Json).await;
+    c.send(&Message::Hello { realm: over, details: Dict::new() }).await;
+    assert_eq!(c.expect_abort("wamp.error.invalid_uri").await, "URI of 65 bytes exceeds the limit of 64 bytes");
+    c.expect_closed().await;
+}
+
+#[tokio::test]
+async fn request_id_zero_is_a_protocol_violation() {
+    let server = start(|_| {}).await;
+    let mut c = Client::join_ws(&server, Serializer::Json).await;
+    c.send_bytes(br#"[32, 0, {}, "com.x"]"#).await;
+    assert_eq!(
+        c.expect_abort("wamp.error.protocol_violation").await,
+        "cannot decode message: SUBSCRIBE.Request: expected an id in [1, 2^53], got 0"
+    );
+    c.expect_closed().await;
+}
+
+#[tokio::test]
+async fn a_caller_may_have_only_so_many_calls_in_flight() {
+    let server = start(|c| c.limits.max_calls_per_session = 3).await;
+    let mut callee = Client::join_ws(&server, Serializer::Json).await;
+    callee.register("com.slow").await;
+    let mut caller = Client::join_ws(&server, Serializer::Json).await;
+    let mut invocations = Vec::new();
+    for _ in 0..3 {
+        call(&mut caller, "com.slow", Dict::new(), vec![]).await;
+        invocations.push(invocation(&mut callee).await.0);
+    }
+    let refused = call(&mut caller, "com.slow", Dict::new(), vec![]).await;
+    let payload = expect_error(&mut caller, refused, "wamp.error.limit_reached").await;
+    assert_eq!(args_of(&payload), vec![Value::from("a session may have at most 3 calls in flight")]);
+    assert_eq!(metric(&server, "calls_refused"), 1);
+
+    // Another caller has its own allowance.
+    let mut other = Client::join_ws(&server, Serializer::Json).await;
+    call(&mut other, "com.slow", Dict::new(), vec![]).await;
+    invocation(&mut callee).await;
+
+    // One answer frees one place.
+    callee.send(&Message::Yield { request: invocations[0], options: Dict::new(), payload: Args::NONE }).await;
+    assert!(matches!(caller.recv().await, Message::Result { request: 1, .. }));
+    let request = call(&mut caller, "com.slow", Dict::new(), vec![]).await;
+    invocation(&mut callee).await;
+    assert_eq!(request, 5);
+    assert_eq!(metric(&server, "calls_refused"), 1);
+}
+
+#[tokio::test]
+async fn a_callee_error_with_an_invalid_uri_reaches_the_caller_as_invalid_uri() {
+    let server = start(|_| {}).await;
+    let mut callee = Client::join_ws(&server, Serializer::Json).await;
+    callee.register("com.fails").await;
+    let mut caller = Client::join_ws(&server, Serializer::MsgPack).await;
+    for bad in ["", "Not A URI!", "com..x"] {
+        let request = call(&mut caller, "com.fails", Dict::new(), vec![]).await;
+        let (invocation_id, _, _) = invocation(&mut callee).await;
+        callee
+            .send(&Message::Error {
+                request_type: code::INVOCATION,
+                request: invocation_id,
+                details: Dict::new(),
+                error: bad.into(),
+                payload: Args::NONE,
+            })
+            .await;
+        let payload = expect_error(&mut caller, request, "wamp.error.invalid_uri").await;
+        assert_eq!(args_of(&payload), vec![Value::from(format!("invalid URI '{bad}'"))]);
+        // The callee announced call canceling: it is told the call is over.
+        match callee.recv().await {
+            Message::Interrupt { request, options } => {
+                assert_eq!(request, invocation_id);
+                assert_eq!(options, dict([("mode", "killnowait".into())]));
+            }
+            other => panic!("expected INTERRUPT, got {other:?}"),
+        }
+    }
+    // Error URIs follow the loose rules: upper case is fine, and it passes unchanged.
+    let request = call(&mut caller, "com.fails", Dict::new(), vec![]).await;
+    let (invocation_id, _, _) = invocation(&mut callee).await;
+    let error = "com.example.NotFound";
+    callee
+        .send(&Message::Error {
+            request_type: code::INVOCATION,
+            request: invocation_id,
+            details: Dict::new(),
+            error: error.into(),
+            payload: Args::NONE,
+        })
+        .await;
+    expect_error(&mut caller, request, error).await;
+}
+
+/// Events between `outbox_bytes` (8 MiB) and `max_message_size` (16 MiB) reach an idle
+/// subscriber: an empty outbox always takes one message. 10 MiB of binary, so the JSON
+/// subscriber's base64 frame (13.4 MiB) stays under tungstenite's 16 MiB frame limit.
+#[tokio::test]
+async fn an_event_larger_than_the_outbox_bound_reaches_idle_subscribers() {
+    let server = start(|_| {}).await;
+    assert_eq!((server.router.limits.outbox_bytes, server.router.limits.max_message_size), (8 << 20, 16 << 20));
+    let mut subs = Vec::new();
+    for ser in [Serializer::MsgPack, Serializer::Json] {
+        let mut s = Client::join_ws(&server, ser).await;
+        s.subscribe("com.big", Dict::new()).await;
+        subs.push(s);
+    }
+    let mut publisher = Client::join_ws(&server, Serializer::MsgPack).await;
+    let blob: Vec<u8> = (0..10 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let request = publisher.request();
+    let payload = Args {
+        args: Some(Payload::from_value(Serializer::MsgPack, &Value::List(vec![Value::Bytes(blob.clone())]))),
+        kwargs: None,
+    };
+    publisher.send(&Message::Publish { request, options: ack(), topic: "com.big".into(), payload }).await;
+    assert!(matches!(publisher.recv().await, Message::Published { .. }));
+    publisher.publish("com.big", Dict::new(), vec![Value::UInt(2)]).await;
+    for s in &mut subs {
+        let frame: Bytes = s.recv_frame().await.expect("the big event");
+        match Message::decode(s.serializer, &frame).unwrap() {
+            Message::Event { details, payload, .. } => {
+                assert_eq!(details, Dict::new());
+                assert_eq!(args_of(&payload), vec![Value::Bytes(blob.clone())]);
+            }
+            other => panic!("expected EVENT, got {other:?}"),
+        }
+        match s.recv().await {
+            Message::Event { details, payload, .. } => {
+                assert_eq!(details, Dict::new(), "no _dropped: nothing was dropped");
+                assert_eq!(args_of(&payload), vec![Value::UInt(2)]);
+            }
+            other => panic!("expected EVENT, got {other:?}"),
+        }
+    }
+    assert_eq!(metric(&server, "events_dropped_outbox_full"), 0);
+}
