@@ -209,3 +209,95 @@ async fn an_event_larger_than_the_outbox_bound_reaches_idle_subscribers() {
     }
     assert_eq!(metric(&server, "events_dropped_outbox_full"), 0);
 }
+
+/// Nesting 10,000 levels deep: 20 KB of JSON that killed autobahn-python subscribers.
+fn deep_json(levels: usize) -> String {
+    format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+}
+
+#[tokio::test]
+async fn payloads_no_peer_could_read_are_refused_at_the_door() {
+    let server = start(|_| {}).await;
+    let mut subs = Vec::new();
+    for ser in Serializer::ALL {
+        let mut s = Client::join_ws(&server, ser).await;
+        s.subscribe("com.deep", Dict::new()).await;
+        subs.push(s);
+    }
+    let mut publisher = Client::join_ws(&server, Serializer::Json).await;
+    let deep = deep_json(10_000);
+    publisher.send_bytes(format!(r#"[16, 1, {{"acknowledge": true}}, "com.deep", [{deep}]]"#).as_bytes()).await;
+    let payload = expect_error_for(&mut publisher, code::PUBLISH, 1, "wamp.error.invalid_argument").await;
+    assert_eq!(args_of(&payload), vec![Value::from("PUBLISH.Arguments: nesting deeper than 64 levels")]);
+    // Unacknowledged: no answer (the spec's rule), but counted, and delivered to no one.
+    publisher.send_bytes(format!(r#"[16, 2, {{}}, "com.deep", [], {{"k": {deep}}}]"#).as_bytes()).await;
+    publisher.send_bytes(br#"[16, 3, {"acknowledge": true}, "com.deep", ["\u0000***"]]"#).await;
+    let payload = expect_error_for(&mut publisher, code::PUBLISH, 3, "wamp.error.invalid_argument").await;
+    assert_eq!(
+        args_of(&payload),
+        vec![Value::from("PUBLISH.Arguments: a binary string (\\u0000 + base64) holds invalid base64")]
+    );
+    // The session goes on, and the subscribers' next event is the valid one.
+    publisher.send_bytes(br#"[16, 4, {"acknowledge": true}, "com.deep", ["fine"]]"#).await;
+    assert!(matches!(publisher.recv().await, Message::Published { request: 4, .. }));
+    for s in &mut subs {
+        match s.recv().await {
+            Message::Event { payload, .. } => assert_eq!(args_of(&payload), vec![Value::from("fine")], "{:?}", s.serializer),
+            other => panic!("expected EVENT, got {other:?}"),
+        }
+    }
+    assert_eq!(metric(&server, "payloads_refused"), 3);
+    assert_eq!(metric(&server, "protocol_violations"), 0);
+}
+
+#[tokio::test]
+async fn calls_results_and_errors_with_invalid_payloads_end_the_call_with_invalid_argument() {
+    let server = start(|_| {}).await;
+    let mut callee = Client::join_ws(&server, Serializer::MsgPack).await;
+    callee.register("com.echo").await;
+    let mut caller = Client::join_ws(&server, Serializer::Json).await;
+    let deep = deep_json(100);
+
+    // A CALL: refused before the callee sees it.
+    caller.send_bytes(format!(r#"[48, 1, {{}}, "com.echo", [{deep}]]"#).as_bytes()).await;
+    let payload = expect_error(&mut caller, 1, "wamp.error.invalid_argument").await;
+    assert_eq!(args_of(&payload), vec![Value::from("CALL.Arguments: nesting deeper than 64 levels")]);
+
+    // A YIELD (MessagePack with an extension type): the caller gets the error, the
+    // callee is told the call is over.
+    let request = call(&mut caller, "com.echo", Dict::new(), vec![]).await;
+    let (invocation_id, _, _) = invocation(&mut callee).await;
+    let yield_frame = vec![0x94, 0x46, invocation_id as u8, 0x80, 0x91, 0xd4, 0x01, 0x00];
+    assert!(invocation_id < 128, "a positive fixint");
+    callee.send_bytes(&yield_frame).await;
+    let payload = expect_error(&mut caller, request, "wamp.error.invalid_argument").await;
+    assert_eq!(args_of(&payload), vec![Value::from("YIELD.Arguments: extension types are not supported")]);
+    assert!(matches!(callee.recv().await, Message::Interrupt { request, .. } if request == invocation_id));
+
+    // A callee's ERROR with a MessagePack string that JSON would read as binary.
+    let request = call(&mut caller, "com.echo", Dict::new(), vec![]).await;
+    let (invocation_id, _, _) = invocation(&mut callee).await;
+    let mut error_frame = vec![0x96, 0x08, 0x44, invocation_id as u8, 0x80, 0xa5];
+    error_frame.extend_from_slice(b"com.x");
+    error_frame.extend_from_slice(&[0x91, 0xa2, 0x00, b'x']);
+    callee.send_bytes(&error_frame).await;
+    let payload = expect_error(&mut caller, request, "wamp.error.invalid_argument").await;
+    assert_eq!(
+        args_of(&payload),
+        vec![Value::from("ERROR.Arguments: a string starts with U+0000, which JSON reads as binary")]
+    );
+    assert!(matches!(callee.recv().await, Message::Interrupt { request, .. } if request == invocation_id));
+
+    // Both sessions go on.
+    let request = call(&mut caller, "com.echo", Dict::new(), vec![Value::UInt(5)]).await;
+    let (invocation_id, _, args) = invocation(&mut callee).await;
+    callee.send(&Message::Yield { request: invocation_id, options: Dict::new(), payload: args }).await;
+    match caller.recv().await {
+        Message::Result { request: r, payload, .. } => {
+            assert_eq!(r, request);
+            assert_eq!(args_of(&payload), vec![Value::UInt(5)]);
+        }
+        other => panic!("expected RESULT, got {other:?}"),
+    }
+    assert_eq!(metric(&server, "payloads_refused"), 3);
+}

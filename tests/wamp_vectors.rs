@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use serde_json::Value as Json;
+use switchyard::wamp::error::PayloadError;
 use switchyard::wamp::{Args, DecodeError, Dict, Message, Payload, Serializer, Value};
 
 const ALL: [Serializer; 3] = Serializer::ALL;
@@ -975,47 +976,58 @@ fn args_of(m: &Message) -> &Payload {
     payload_of(m).unwrap().args.as_ref().unwrap()
 }
 
+/// PUBLISH `[16, 1, {}, "t"]`: what the deep and invalid payloads below ride on.
+fn bare_publish() -> Message {
+    Message::Publish { request: 1, options: Dict::new(), topic: "t".into(), payload: Args::NONE }
+}
+
+fn header_error(message: &'static str, element: usize, problem: PayloadError) -> DecodeError {
+    DecodeError::Header { message, element, problem }
+}
+
+fn payload_error(message: Message, field: &'static str, problem: PayloadError) -> DecodeError {
+    DecodeError::Payload { message: Box::new(message), field, problem }
+}
+
+const TOO_DEEP: PayloadError = PayloadError::TooDeep(64);
+
 #[test]
-fn deeply_nested_input_is_rejected() {
-    let too_deep = DecodeError::TooDeep(64);
-    assert_eq!(too_deep.to_string(), "nesting deeper than 64 levels");
-    // 1000 levels in a header dict.
-    assert_malformed(
-        Message::decode(Serializer::Json, &deep_header(Serializer::Json, 1000)),
-        Serializer::Json,
-        "recursion limit exceeded",
-    );
-    assert_eq!(Message::decode(Serializer::MsgPack, &deep_header(Serializer::MsgPack, 1000)), Err(too_deep.clone()));
-    assert_eq!(Message::decode(Serializer::Cbor, &deep_header(Serializer::Cbor, 1000)), Err(too_deep.clone()));
-
-    // 1000 levels in Arguments. MessagePack checks while splitting the frame; JSON and CBOR
-    // split without a depth limit (iteratively, so safely) and keep the payload encoded:
-    // it fails when it must be decoded, e.g. to be transcoded for another serializer.
-    assert_eq!(Message::decode(Serializer::MsgPack, &deep_args(Serializer::MsgPack, 1000)), Err(too_deep.clone()));
-    let m = Message::decode(Serializer::Json, &deep_args(Serializer::Json, 1000)).unwrap();
-    assert_malformed(args_of(&m).to_value(), Serializer::Json, "recursion limit exceeded");
-    assert_malformed(m.encode(Serializer::Cbor), Serializer::Json, "recursion limit exceeded");
-    assert!(m.encode(Serializer::Json).is_ok(), "copied byte for byte");
-    let m = Message::decode(Serializer::Cbor, &deep_args(Serializer::Cbor, 1000)).unwrap();
-    assert_eq!(args_of(&m).to_value(), Err(too_deep.clone()));
-    assert_eq!(m.encode(Serializer::MsgPack), Err(too_deep.clone()));
-
-    // Raw bytes, not built by our encoder: 1000 nested one-element arrays.
+fn deeply_nested_input_is_refused_by_every_serializer() {
+    assert_eq!(TOO_DEEP.to_string(), "nesting deeper than 64 levels");
+    for ser in ALL {
+        // 1000 levels in a header dict: the message is malformed.
+        let e = Message::decode(ser, &deep_header(ser, 1000)).unwrap_err();
+        assert_eq!(e, header_error("PUBLISH", 2, TOO_DEEP), "{ser:?}");
+        assert_eq!(e.to_string(), "PUBLISH element 2: nesting deeper than 64 levels");
+        // 1000 levels in Arguments: the message is well-formed, its payload refused,
+        // and the rest of it decoded so the router can answer.
+        let e = Message::decode(ser, &deep_args(ser, 1000)).unwrap_err();
+        assert_eq!(e, payload_error(bare_publish(), "Arguments", TOO_DEEP), "{ser:?}");
+        assert_eq!(e.to_string(), "PUBLISH.Arguments: nesting deeper than 64 levels");
+    }
+    // Raw bytes, not built by our encoder: 10,000 nested one-element arrays, as sent by
+    // the hostile client of issue 6 (20 KB of JSON).
     let mut mp = vec![0x95, 0x10, 0x01, 0x80, 0xa1, b't'];
-    mp.extend(std::iter::repeat_n(0x91, 1000));
+    mp.extend(std::iter::repeat_n(0x91, 10_000));
     mp.push(0x01);
-    assert_eq!(decode(Serializer::MsgPack, &mp), Err(too_deep.clone()));
-    let mut cb = vec![0x84, 0x10, 0x01, 0xa1, 0x61, b'x'];
-    cb.extend(std::iter::repeat_n(0x81, 1000));
-    cb.extend([0x01, 0x61, b't']);
-    assert_eq!(decode(Serializer::Cbor, &cb), Err(too_deep));
-    let js = format!("[16,1,{{}},\"t\",{}1{}]", "[".repeat(1000), "]".repeat(1000));
-    let m = decode(Serializer::Json, js.as_bytes()).unwrap();
-    assert_malformed(args_of(&m).to_value(), Serializer::Json, "recursion limit exceeded");
+    let mut cb = vec![0x85, 0x10, 0x01, 0xa0, 0x61, b't'];
+    cb.extend(std::iter::repeat_n(0x81, 10_000));
+    cb.push(0x01);
+    let js = format!("[16,1,{{}},\"t\",{}1{}]", "[".repeat(10_000), "]".repeat(10_000));
+    for (ser, bytes) in [(Serializer::MsgPack, &mp[..]), (Serializer::Cbor, &cb[..]), (Serializer::Json, js.as_bytes())] {
+        assert_eq!(decode(ser, bytes), Err(payload_error(bare_publish(), "Arguments", TOO_DEEP)), "{ser:?}");
+    }
+    // Deep ArgumentsKw after valid Arguments.
+    let js = format!("[16,1,{{}},\"t\",[1],{}1{}]", "{\"k\":".repeat(100), "}".repeat(100));
+    let mut with_args = bare_publish();
+    if let Message::Publish { payload, .. } = &mut with_args {
+        payload.args = Some(Payload::from_encoded(Serializer::Json, Bytes::from_static(b"[1]")));
+    }
+    assert_eq!(decode(Serializer::Json, js.as_bytes()), Err(payload_error(with_args, "ArgumentsKw", TOO_DEEP)));
 }
 
 /// `MAX_DEPTH` (64) levels of lists and dicts are accepted by every serializer, in a header
-/// and in Arguments, and survive transcoding to every other serializer.
+/// and in Arguments, and survive transcoding to every other serializer; one more is not.
 #[test]
 fn nesting_up_to_the_limit_is_accepted_by_every_serializer() {
     for ser in ALL {
@@ -1030,86 +1042,119 @@ fn nesting_up_to_the_limit_is_accepted_by_every_serializer() {
                 assert_eq!(fields(&back), fields(m));
             }
         }
-    }
-    // One level more is refused by the binary serializers (JSON's limit is serde_json's 128).
-    for ser in [Serializer::MsgPack, Serializer::Cbor] {
-        assert_eq!(Message::decode(ser, &deep_header(ser, 64)), Err(DecodeError::TooDeep(64)), "{ser:?}");
-        let args = Message::decode(ser, &deep_args(ser, 65)).and_then(|m| args_of(&m).to_value());
-        assert_eq!(args, Err(DecodeError::TooDeep(64)), "{ser:?}");
+        assert_eq!(Message::decode(ser, &deep_header(ser, 64)), Err(header_error("PUBLISH", 2, TOO_DEEP)), "{ser:?}");
+        assert_eq!(
+            Message::decode(ser, &deep_args(ser, 65)),
+            Err(payload_error(bare_publish(), "Arguments", TOO_DEEP)),
+            "{ser:?}"
+        );
     }
 }
 
 #[test]
-fn invalid_utf8_in_a_msgpack_string() {
+fn invalid_utf8_is_refused_where_it_stands() {
     let ser = Serializer::MsgPack;
+    let not_utf8 = PayloadError::Unrepresentable("a string is not valid UTF-8");
     // PUBLISH with topic = str8 of bytes ff fe.
     let topic = [0x94, 0x10, 0x01, 0x80, 0xa2, 0xff, 0xfe];
-    let want = DecodeError::Malformed { serializer: "msgpack", detail: "string is not valid UTF-8".into() };
-    assert_eq!(decode(ser, &topic), Err(want.clone()));
-    // In a dict value of Options.
+    assert_eq!(decode(ser, &topic), Err(header_error("PUBLISH", 3, not_utf8.clone())));
+    // In a dict value of Options, and as a dict key.
     let option = [0x94, 0x10, 0x01, 0x81, 0xa1, b'k', 0xa1, 0xff, 0xa1, b't'];
-    assert_eq!(decode(ser, &option), Err(want.clone()));
-    // As a dict key.
+    assert_eq!(decode(ser, &option), Err(header_error("PUBLISH", 2, not_utf8.clone())));
     let key = [0x94, 0x10, 0x01, 0x81, 0xa1, 0xff, 0xc3, 0xa1, b't'];
-    let want_key = DecodeError::Malformed { serializer: "msgpack", detail: "dict key is not a string".into() };
-    assert_eq!(decode(ser, &key), Err(want_key));
-    // In Arguments: kept encoded, refused when it must be decoded or transcoded.
+    assert_eq!(decode(ser, &key), Err(header_error("PUBLISH", 2, not_utf8.clone())));
+    // In Arguments: refused at the door, before anyone must transcode it.
     let args = [0x95, 0x10, 0x01, 0x80, 0xa1, b't', 0x91, 0xa1, 0xff];
-    let m = decode(ser, &args).unwrap();
-    assert_eq!(args_of(&m).to_value(), Err(want.clone()));
-    assert_eq!(m.encode(Serializer::Json), Err(want.clone()));
-    assert_eq!(m.encode(Serializer::Cbor), Err(want));
-    assert_eq!(m.encode(ser).unwrap(), Bytes::copy_from_slice(&args));
-
-    // CBOR checks UTF-8 of every text string while splitting; JSON while parsing.
+    assert_eq!(decode(ser, &args), Err(payload_error(bare_publish(), "Arguments", not_utf8.clone())));
+    // CBOR the same way; JSON text must be UTF-8 as a whole.
     let cbor = [0x84, 0x10, 0x01, 0xa0, 0x62, 0xff, 0xfe];
-    assert_malformed(decode(Serializer::Cbor, &cbor), Serializer::Cbor, "");
+    assert_eq!(decode(Serializer::Cbor, &cbor), Err(header_error("PUBLISH", 3, not_utf8.clone())));
     let cbor_args = [0x85, 0x10, 0x01, 0xa0, 0x61, b't', 0x81, 0x61, 0xff];
-    assert_malformed(decode(Serializer::Cbor, &cbor_args), Serializer::Cbor, "");
-    assert_malformed(decode(Serializer::Json, b"[16,1,{},\"\xff\xfe\"]"), Serializer::Json, "");
+    assert_eq!(decode(Serializer::Cbor, &cbor_args), Err(payload_error(bare_publish(), "Arguments", not_utf8)));
+    assert_malformed(decode(Serializer::Json, b"[16,1,{},\"\xff\xfe\"]"), Serializer::Json, "invalid utf-8");
+    assert_malformed(decode(Serializer::Json, b"[16,1,{},\"t\",[\"\xff\"]]"), Serializer::Json, "invalid utf-8");
 }
 
 #[test]
 fn dict_keys_must_be_strings() {
+    let not_a_string = PayloadError::Unrepresentable("a dict key is not a string");
     // SUBSCRIBE with Options {1: true}.
     let mp = [0x94, 0x20, 0x01, 0x81, 0x01, 0xc3, 0xa1, b't'];
-    let want =
-        |ser: &'static str| DecodeError::Malformed { serializer: ser, detail: "dict key is not a string".into() };
-    assert_eq!(decode(Serializer::MsgPack, &mp), Err(want("msgpack")));
+    assert_eq!(decode(Serializer::MsgPack, &mp), Err(header_error("SUBSCRIBE", 2, not_a_string.clone())));
     let cb = [0x84, 0x18, 0x20, 0x01, 0xa1, 0x01, 0xf5, 0x61, b't'];
-    assert_eq!(decode(Serializer::Cbor, &cb), Err(want("cbor")));
-    // A binary key is no string either.
+    assert_eq!(decode(Serializer::Cbor, &cb), Err(header_error("SUBSCRIBE", 2, not_a_string.clone())));
+    // A binary key is no string either, nor a tagged one.
     let mp = [0x94, 0x20, 0x01, 0x81, 0xc4, 0x01, b'k', 0xc3, 0xa1, b't'];
-    assert_eq!(decode(Serializer::MsgPack, &mp), Err(want("msgpack")));
+    assert_eq!(decode(Serializer::MsgPack, &mp), Err(header_error("SUBSCRIBE", 2, not_a_string.clone())));
     let cb = [0x84, 0x18, 0x20, 0x01, 0xa1, 0x41, b'k', 0xf5, 0x61, b't'];
-    assert_eq!(decode(Serializer::Cbor, &cb), Err(want("cbor")));
+    assert_eq!(decode(Serializer::Cbor, &cb), Err(header_error("SUBSCRIBE", 2, not_a_string.clone())));
+    let cb = [0x84, 0x18, 0x20, 0x01, 0xa1, 0xc0, 0x61, b'k', 0xf5, 0x61, b't'];
+    assert_eq!(decode(Serializer::Cbor, &cb), Err(header_error("SUBSCRIBE", 2, not_a_string.clone())));
     // In JSON an unquoted key is a syntax error.
     assert_malformed(decode(Serializer::Json, b"[32,1,{1:true},\"t\"]"), Serializer::Json, "key must be a string");
-    // In Arguments the payload stays encoded until it is transcoded.
+    // In Arguments: refused at the door.
     let mp = [0x95, 0x10, 0x01, 0x80, 0xa1, b't', 0x91, 0x81, 0x01, 0x02];
-    let m = decode(Serializer::MsgPack, &mp).unwrap();
-    assert_eq!(m.encode(Serializer::Json), Err(want("msgpack")));
+    assert_eq!(decode(Serializer::MsgPack, &mp), Err(payload_error(bare_publish(), "Arguments", not_a_string)));
 }
 
 #[test]
 fn json_binary_strings_need_valid_base64() {
     let json = Serializer::Json;
+    let bad = PayloadError::Unrepresentable("a binary string (\\u0000 + base64) holds invalid base64");
     // In a header dict.
-    assert_malformed(
-        decode(json, br#"[1,"realm",{"k":"\u0000!!not base64"}]"#),
-        json,
-        "invalid base64 in binary string",
-    );
-    // Where a string is expected: bad base64 is malformed, good base64 is binary, not a string.
-    assert_malformed(decode(json, br#"[1,"\u0000%%",{}]"#), json, "invalid base64 in binary string");
+    assert_eq!(decode(json, br#"[1,"realm",{"k":"\u0000!!not base64"}]"#), Err(header_error("HELLO", 2, bad.clone())));
+    // Where a string is expected: bad base64 is refused, good base64 is binary, not a string.
+    assert_eq!(decode(json, br#"[1,"\u0000%%",{}]"#), Err(header_error("HELLO", 1, bad.clone())));
     let want = DecodeError::Field { message: "HELLO", field: "Realm", expected: "a string", got: "binary".into() };
     assert_eq!(decode(json, br#"[1,"\u0000AAEC/w==",{}]"#), Err(want));
-    // Non-canonical padding is refused as well.
-    assert_malformed(decode(json, br#"[1,"r",{"k":"\u0000AAEC/w"}]"#), json, "invalid base64 in binary string");
-    // In Arguments: kept as text, refused when transcoded.
-    let m = decode(json, br#"[16,1,{},"t",["\u0000***"]]"#).unwrap();
-    assert_malformed(args_of(&m).to_value(), json, "invalid base64 in binary string");
-    assert_malformed(m.encode(Serializer::MsgPack), json, "invalid base64 in binary string");
+    // Non-canonical padding is refused as well; an escaped slash is fine.
+    assert_eq!(decode(json, br#"[1,"r",{"k":"\u0000AAEC/w"}]"#), Err(header_error("HELLO", 2, bad.clone())));
+    assert!(decode(json, br#"[1,"r",{"k":"\u0000AAEC\/w=="}]"#).is_ok());
+    // A key is never binary.
+    assert!(decode(json, br#"[1,"r",{"\u0000!!":1}]"#).is_ok());
+    // In Arguments: refused at the door, before a MessagePack peer must receive it.
+    assert_eq!(decode(json, br#"[16,1,{},"t",["\u0000***"]]"#), Err(payload_error(bare_publish(), "Arguments", bad)));
+}
+
+#[test]
+fn lone_surrogates_and_nul_leading_strings_are_not_representable() {
+    let lone = PayloadError::Unrepresentable("a string holds a lone UTF-16 surrogate escape");
+    for text in [r#"["\ud800"]"#, r#"["\udc00"]"#, r#"["\ud800\u0041"]"#, r#"["x\ud800"]"#] {
+        let frame = format!(r#"[16,1,{{}},"t",{text}]"#);
+        assert_eq!(
+            decode(Serializer::Json, frame.as_bytes()),
+            Err(payload_error(bare_publish(), "Arguments", lone.clone())),
+            "{text}"
+        );
+    }
+    assert!(decode(Serializer::Json, br#"[16,1,{},"t",["\ud83d\ude00"]]"#).is_ok(), "a surrogate pair is one character");
+    // A MessagePack or CBOR string starting with U+0000 would read as binary in JSON.
+    let nul = PayloadError::Unrepresentable("a string starts with U+0000, which JSON reads as binary");
+    let mp = [0x95, 0x10, 0x01, 0x80, 0xa1, b't', 0x91, 0xa2, 0x00, b'x'];
+    assert_eq!(decode(Serializer::MsgPack, &mp), Err(payload_error(bare_publish(), "Arguments", nul.clone())));
+    let cb = [0x85, 0x10, 0x01, 0xa0, 0x61, b't', 0x81, 0x62, 0x00, b'x'];
+    assert_eq!(decode(Serializer::Cbor, &cb), Err(payload_error(bare_publish(), "Arguments", nul)));
+    // U+0000 later in a string is an ordinary character.
+    let mp = [0x95, 0x10, 0x01, 0x80, 0xa1, b't', 0x91, 0xa2, b'x', 0x00];
+    assert!(decode(Serializer::MsgPack, &mp).is_ok());
+}
+
+#[test]
+fn msgpack_extensions_and_cbor_simple_values_are_not_representable() {
+    let mp = [0x95, 0x10, 0x01, 0x80, 0xa1, b't', 0x91, 0xd4, 0x01, 0x00];
+    let ext = PayloadError::Unrepresentable("extension types are not supported");
+    assert_eq!(decode(Serializer::MsgPack, &mp), Err(payload_error(bare_publish(), "Arguments", ext)));
+    let cb = [0x85, 0x10, 0x01, 0xa0, 0x61, b't', 0x81, 0xf8, 0x20];
+    let simple = PayloadError::Unrepresentable("CBOR simple values are not supported");
+    assert_eq!(decode(Serializer::Cbor, &cb), Err(payload_error(bare_publish(), "Arguments", simple)));
+    // Below -2^63 is no integer every serializer has.
+    let cb = [0x85, 0x10, 0x01, 0xa0, 0x61, b't', 0x81, 0x3b, 0x80, 0, 0, 0, 0, 0, 0, 0];
+    let range = PayloadError::Unrepresentable("an integer is below -2^63");
+    assert_eq!(decode(Serializer::Cbor, &cb), Err(payload_error(bare_publish(), "Arguments", range)));
+    // Half floats, undefined and tags are fine: 1.5 (f16), undefined, tag 1 (epoch) 0.
+    let cb = [0x85, 0x10, 0x01, 0xa0, 0x61, b't', 0x83, 0xf9, 0x3e, 0x00, 0xf7, 0xc1, 0x00];
+    let m = decode(Serializer::Cbor, &cb).unwrap();
+    assert_eq!(args_of(&m).to_value(), Ok(list(vec![Value::Float(1.5), Value::Null, u(0)])));
 }
 
 /// The spec's binary conversion: JSON "\u0000"+base64 is a byte string in MessagePack and

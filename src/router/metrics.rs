@@ -16,12 +16,16 @@ pub struct Metrics {
     pub events_dropped_full: Counter,
     /// Events not sent because they exceed the subscriber's maximum message size.
     pub events_dropped_too_large: Counter,
+    /// Events not sent because they could not be encoded for the subscriber's serializer.
+    pub events_dropped_untranscodable: Counter,
     /// EVENT frames encoded: one per (subscription, serializer) per publication.
     pub event_encodes: Counter,
     pub calls: Counter,
     /// CALLs refused because the caller had `max_calls_per_session` in flight.
     pub calls_refused: Counter,
     pub protocol_violations: Counter,
+    /// Messages refused for a payload the router cannot carry (too deep, not representable).
+    pub payloads_refused: Counter,
     pub oversized_messages: Counter,
     pub sessions_refused: Counter,
 }
@@ -42,9 +46,11 @@ impl Metrics {
             events_dropped_full: Counter::default(),
             events_dropped_too_large: Counter::default(),
             event_encodes: Counter::default(),
+            events_dropped_untranscodable: Counter::default(),
             calls: Counter::default(),
             calls_refused: Counter::default(),
             protocol_violations: Counter::default(),
+            payloads_refused: Counter::default(),
             oversized_messages: Counter::default(),
             sessions_refused: Counter::default(),
             registry: Registry::default(),
@@ -58,10 +64,20 @@ impl Metrics {
             "EVENTs dropped: larger than the subscriber's maximum message size",
             m.events_dropped_too_large.clone(),
         );
+        registry.register(
+            "events_dropped_untranscodable",
+            "EVENTs dropped: the payload could not be encoded for the subscriber's serializer",
+            m.events_dropped_untranscodable.clone(),
+        );
         registry.register("event_encodes", "EVENT frames encoded (once per subscription and serializer)", m.event_encodes.clone());
         registry.register("calls", "CALLs routed to a callee", m.calls.clone());
         registry.register("calls_refused", "CALLs refused: the caller had max_calls_per_session in flight", m.calls_refused.clone());
         registry.register("protocol_violations", "Sessions aborted for a protocol violation", m.protocol_violations.clone());
+        registry.register(
+            "payloads_refused",
+            "Messages refused with wamp.error.invalid_argument: a payload too deep or not representable in every serializer",
+            m.payloads_refused.clone(),
+        );
         registry.register("oversized_messages", "Connections closed for a message above the size limit", m.oversized_messages.clone());
         registry.register("sessions_refused", "Connections refused at the session limit", m.sessions_refused.clone());
         Metrics { registry, ..m }

@@ -21,7 +21,8 @@ use crate::auth::{Action, HelloOutcome, Principal};
 use crate::wamp::ids::{global_id, SessionId};
 use crate::wamp::message::code;
 use crate::wamp::uri::{self, MatchPolicy};
-use crate::wamp::{dict, Dict, Message, Serializer, Value};
+use crate::wamp::error::PayloadError;
+use crate::wamp::{dict, DecodeError, Dict, Message, Serializer, Value};
 
 /// What the transport tells the router about a connection.
 #[derive(Debug, Clone)]
@@ -85,6 +86,9 @@ impl Session {
     pub fn handle_frame(&mut self, frame: Bytes) -> Flow {
         let msg = match Message::decode(self.conn.serializer, &frame) {
             Ok(m) => m,
+            Err(DecodeError::Payload { message, field, problem }) if self.is_established() => {
+                return self.refuse_payload(*message, field, problem)
+            }
             Err(e) => return self.violation(format!("cannot decode message: {e}")),
         };
         match std::mem::replace(&mut self.state, State::Closed) {
@@ -239,6 +243,32 @@ impl Session {
             Ok(Some(reply)) => self.push(&reply),
             Ok(None) => {}
             Err((request_type, request, e)) => self.push(&error_message(request_type, request, &e, me)),
+        }
+        Flow::Continue
+    }
+
+    /// A well-formed message whose Arguments or ArgumentsKw the router cannot carry to
+    /// every peer (too deep, not representable): refused with the spec's payload
+    /// validation error, `wamp.error.invalid_argument`. The session goes on.
+    fn refuse_payload(&mut self, msg: Message, field: &str, problem: PayloadError) -> Flow {
+        let State::Established { realm, handle } = &self.state else { return Flow::Continue };
+        let (realm, me) = (realm.clone(), handle.clone());
+        let err = WampError::InvalidArgument(format!("{}.{field}: {problem}", msg.name()));
+        self.router.metrics.payloads_refused.inc();
+        tracing::debug!(session = %self.id, error = %err, "payload refused");
+        match msg {
+            Message::Publish { request, options, .. } => {
+                if options.get("acknowledge").and_then(Value::as_bool).unwrap_or(false) {
+                    self.push(&error_message(code::PUBLISH, request, &err, &me));
+                }
+            }
+            Message::Call { request, .. } => self.push(&error_message(code::CALL, request, &err, &me)),
+            Message::Yield { request, .. } | Message::Error { request_type: code::INVOCATION, request, .. } => {
+                realm.dealer.fail_invocation(self.id, request, &err)
+            }
+            other => {
+                return self.violation(format!("{} is not allowed from a client in an established session", other.name()))
+            }
         }
         Flow::Continue
     }

@@ -1,6 +1,5 @@
-//! CBOR: header split with minicbor's iterative `skip` and byte positions (zero-copy
-//! ranges, safe against deep nesting), decode into `Value` with a depth limit, and
-//! definite-length encoding.
+//! CBOR: header split and payload validation in one allocation-free pass (`scan`),
+//! decode into `Value` (minicbor) with a depth limit, and definite-length encoding.
 
 use std::ops::Range;
 
@@ -8,7 +7,7 @@ use minicbor::data::Type;
 use minicbor::decode::Decoder;
 use minicbor::encode::Encoder;
 
-use super::error::DecodeError;
+use super::error::{DecodeError, PayloadError};
 use super::value::{Dict, Value, MAX_DEPTH};
 
 const NAME: &str = "cbor";
@@ -17,52 +16,242 @@ fn malformed(e: impl ToString) -> DecodeError {
     DecodeError::malformed(NAME, e)
 }
 
-pub fn split(frame: &[u8]) -> Result<Vec<Range<usize>>, DecodeError> {
-    let mut d = Decoder::new(frame);
-    let len = match d.datatype().map_err(|_| DecodeError::NotAnArray)? {
-        Type::Array | Type::ArrayIndef => d.array().map_err(malformed)?,
-        _ => return Err(DecodeError::NotAnArray),
-    };
-    let mut ranges = Vec::new();
-    match len {
-        Some(n) => {
-            if n as usize > frame.len() {
-                return Err(malformed("array length exceeds the message"));
-            }
-            for _ in 0..n {
-                let start = d.position();
-                d.skip().map_err(malformed)?;
-                ranges.push(start..d.position());
-            }
-        }
-        None => loop {
-            if d.datatype().map_err(malformed)? == Type::Break {
-                d.skip().map_err(malformed)?;
-                break;
-            }
-            let start = d.position();
-            d.skip().map_err(malformed)?;
-            ranges.push(start..d.position());
-        },
-    }
-    if d.position() != frame.len() {
-        return Err(malformed("trailing bytes after the message"));
-    }
-    Ok(ranges)
+fn unrepresentable(what: &'static str) -> DecodeError {
+    DecodeError::Invalid(PayloadError::Unrepresentable(what))
 }
 
+const BREAK: u8 = 0xff;
+
+/// Byte ranges of the top-level elements. Stops at the first element that is well-formed
+/// but invalid (too deep, not representable): its error comes with the ranges before it,
+/// so the message's header can still be read and the message answered.
+pub fn split(frame: &[u8]) -> Result<(Vec<Range<usize>>, Option<PayloadError>), DecodeError> {
+    let (count, mut pos) = match frame.first() {
+        Some(b) if b >> 5 == 4 => match head(frame, 0)? {
+            (Arg::Len(n), end) => (Some(n), end),
+            (Arg::Indefinite, end) => (None, end),
+        },
+        _ => return Err(DecodeError::NotAnArray),
+    };
+    if count.is_some_and(|n| n > frame.len() as u64) {
+        return Err(malformed("array length exceeds the message"));
+    }
+    let mut ranges = Vec::new();
+    loop {
+        match count {
+            Some(n) if ranges.len() as u64 == n => break,
+            None if frame.get(pos) == Some(&BREAK) => {
+                pos += 1;
+                break;
+            }
+            _ => {}
+        }
+        match scan(&frame[pos..]) {
+            Ok(n) => {
+                ranges.push(pos..pos + n);
+                pos += n;
+            }
+            Err(DecodeError::Invalid(problem)) => return Ok((ranges, Some(problem))),
+            Err(e) => return Err(e),
+        }
+    }
+    if pos != frame.len() {
+        return Err(malformed("trailing bytes after the message"));
+    }
+    Ok((ranges, None))
+}
+
+/// The argument of an initial byte: a number (length, value, tag) or indefinite length.
+#[derive(Clone, Copy)]
+enum Arg {
+    Len(u64),
+    Indefinite,
+}
+
+/// Decodes the initial byte at `pos` and its argument; returns the argument and where
+/// the head ends.
+fn head(b: &[u8], pos: usize) -> Result<(Arg, usize), DecodeError> {
+    let truncated = || malformed("message ends inside a value");
+    let first = *b.get(pos).ok_or_else(truncated)?;
+    let info = first & 0x1f;
+    let n = match info {
+        0..=23 => return Ok((Arg::Len(u64::from(info)), pos + 1)),
+        24..=27 => 1usize << (info - 24),
+        31 => return Ok((Arg::Indefinite, pos + 1)),
+        _ => return Err(malformed(format!("reserved additional information {info}"))),
+    };
+    let field = b.get(pos + 1..pos + 1 + n).ok_or_else(truncated)?;
+    Ok((Arg::Len(field.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x))), pos + 1 + n))
+}
+
+/// One open array, map or tag while scanning.
+#[derive(Clone, Copy, Default)]
+struct Open {
+    /// Items still to read (a map's keys and values both count); None: until a break.
+    remaining: Option<u64>,
+    is_map: bool,
+    /// Items read so far, for the key/value parity of indefinite maps.
+    seen: u64,
+}
+
+impl Open {
+    fn next_is_key(&self) -> bool {
+        self.is_map
+            && match self.remaining {
+                Some(r) => r % 2 == 0,
+                None => self.seen.is_multiple_of(2),
+            }
+    }
+}
+
+/// Reads one element at the start of `bytes` without decoding it and returns its length.
+/// Refuses what `decode_value` would refuse or another serializer could not carry:
+/// nesting deeper than `MAX_DEPTH` (a tag counts as a level), text that is not UTF-8,
+/// dict keys that are not text, integers below -2^63, simple values, and strings
+/// starting with U+0000 (JSON's binary marker). Iterative, with a fixed stack: no
+/// allocation and no recursion, whatever the input.
+pub fn scan(b: &[u8]) -> Result<usize, DecodeError> {
+    let mut stack = [Open::default(); MAX_DEPTH];
+    let mut depth = 0;
+    let mut pos = 0;
+    loop {
+        if depth > 0 && stack[depth - 1].remaining.is_none() && b.get(pos) == Some(&BREAK) {
+            if stack[depth - 1].is_map && stack[depth - 1].seen % 2 == 1 {
+                return Err(malformed("a map key without a value"));
+            }
+            pos += 1;
+            depth -= 1;
+        } else {
+            let at = pos;
+            let is_key = depth > 0 && stack[depth - 1].next_is_key();
+            if depth > 0 {
+                let open = &mut stack[depth - 1];
+                open.seen += 1;
+                if let Some(r) = &mut open.remaining {
+                    *r -= 1;
+                }
+            }
+            let major = *b.get(pos).ok_or_else(|| malformed("message ends inside a value"))? >> 5;
+            if is_key && major != 3 {
+                return Err(unrepresentable("a dict key is not a string"));
+            }
+            let (arg, end) = head(b, pos)?;
+            pos = end;
+            match (major, arg) {
+                (0 | 1 | 6, Arg::Indefinite) => return Err(malformed("indefinite length on a number or a tag")),
+                (0, _) => {}
+                (1, Arg::Len(n)) => {
+                    if n > i64::MAX as u64 {
+                        return Err(unrepresentable("an integer is below -2^63"));
+                    }
+                }
+                (2 | 3, _) => pos = string(b, pos, major, arg, !is_key)?,
+                (4..=6, arg) => {
+                    if depth == MAX_DEPTH {
+                        return Err(DecodeError::Invalid(PayloadError::TooDeep(MAX_DEPTH)));
+                    }
+                    let is_map = major == 5;
+                    let remaining = match (major, arg) {
+                        (6, _) => Some(1),
+                        (_, Arg::Indefinite) => None,
+                        (_, Arg::Len(n)) => {
+                            let items = if is_map { n.saturating_mul(2) } else { n };
+                            // Each item takes at least one byte: a count beyond the input is a lie.
+                            if items > (b.len() - pos) as u64 {
+                                return Err(malformed("container length exceeds the message"));
+                            }
+                            Some(items)
+                        }
+                    };
+                    if remaining != Some(0) {
+                        stack[depth] = Open { remaining, is_map, seen: 0 };
+                        depth += 1;
+                    }
+                }
+                (7, Arg::Len(_)) => simple(b[at])?,
+                (7, Arg::Indefinite) => return Err(malformed("unexpected break")),
+                _ => return Err(malformed("unknown major type")),
+            }
+        }
+        while depth > 0 && stack[depth - 1].remaining == Some(0) {
+            depth -= 1;
+        }
+        if depth == 0 {
+            return Ok(pos);
+        }
+    }
+}
+
+/// Checks a byte (major 2) or text (major 3) string whose head ended at `pos`; returns
+/// where it ends. Text must be UTF-8 (each chunk of an indefinite string on its own);
+/// a text value must not start with U+0000.
+fn string(b: &[u8], pos: usize, major: u8, arg: Arg, is_value: bool) -> Result<usize, DecodeError> {
+    let chunk = |start: usize, n: u64| -> Result<(usize, &[u8]), DecodeError> {
+        let end = usize::try_from(n)
+            .ok()
+            .and_then(|n| start.checked_add(n))
+            .filter(|&e| e <= b.len())
+            .ok_or_else(|| malformed("message ends inside a string"))?;
+        Ok((end, &b[start..end]))
+    };
+    let mut first = true;
+    let mut check = |bytes: &[u8]| -> Result<(), DecodeError> {
+        if major == 3 {
+            let s = std::str::from_utf8(bytes).map_err(|_| unrepresentable("a string is not valid UTF-8"))?;
+            if is_value && first && s.starts_with('\0') {
+                return Err(unrepresentable("a string starts with U+0000, which JSON reads as binary"));
+            }
+            first &= s.is_empty();
+        }
+        Ok(())
+    };
+    match arg {
+        Arg::Len(n) => {
+            let (end, bytes) = chunk(pos, n)?;
+            check(bytes)?;
+            Ok(end)
+        }
+        Arg::Indefinite => {
+            let mut pos = pos;
+            loop {
+                if b.get(pos) == Some(&BREAK) {
+                    return Ok(pos + 1);
+                }
+                if b.get(pos).map(|x| x >> 5) != Some(major) {
+                    return Err(malformed("a chunk of an indefinite string has another type"));
+                }
+                let Arg::Len(n) = head(b, pos)?.0 else {
+                    return Err(malformed("a chunk of an indefinite string is indefinite"));
+                };
+                let (end, bytes) = chunk(head(b, pos)?.1, n)?;
+                check(bytes)?;
+                pos = end;
+            }
+        }
+    }
+}
+
+/// Checks a major-7 initial byte: false, true, null, undefined and floats are fine;
+/// simple values are not.
+fn simple(initial: u8) -> Result<(), DecodeError> {
+    match initial & 0x1f {
+        20..=23 | 25..=27 => Ok(()),
+        _ => Err(unrepresentable("CBOR simple values are not supported")),
+    }
+}
+
+/// Decodes exactly one element, after `scan` has accepted it.
 pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
-    let mut d = Decoder::new(bytes);
-    let v = read(&mut d, 0)?;
-    if d.position() != bytes.len() {
+    if scan(bytes)? != bytes.len() {
         return Err(malformed("trailing bytes after value"));
     }
-    Ok(v)
+    let mut d = Decoder::new(bytes);
+    read(&mut d, 0)
 }
 
 fn read(d: &mut Decoder<'_>, depth: usize) -> Result<Value, DecodeError> {
     if depth > MAX_DEPTH {
-        return Err(DecodeError::TooDeep(MAX_DEPTH));
+        return Err(DecodeError::Invalid(PayloadError::TooDeep(MAX_DEPTH)));
     }
     let ty = d.datatype().map_err(malformed)?;
     Ok(match ty {
@@ -80,7 +269,15 @@ fn read(d: &mut Decoder<'_>, depth: usize) -> Result<Value, DecodeError> {
                 _ => return Err(malformed("integer out of range")),
             }
         }
-        Type::F16 | Type::F32 | Type::F64 => Value::Float(d.f64().map_err(malformed)?),
+        Type::F16 => {
+            // minicbor reads half floats only with its `half` feature; ten lines here
+            // spare the dependency.
+            let at = d.position();
+            let bits = d.input().get(at + 1..at + 3).ok_or_else(|| malformed("message ends inside a float"))?;
+            d.set_position(at + 3);
+            Value::Float(f16_to_f64(u16::from_be_bytes([bits[0], bits[1]])))
+        }
+        Type::F32 | Type::F64 => Value::Float(d.f64().map_err(malformed)?),
         Type::Bytes | Type::BytesIndef => {
             let mut out = Vec::new();
             for chunk in d.bytes_iter().map_err(malformed)? {
@@ -108,8 +305,12 @@ fn read(d: &mut Decoder<'_>, depth: usize) -> Result<Value, DecodeError> {
             let len = d.map().map_err(malformed)?;
             let mut map = Dict::new();
             for_each_item(d, len, |d| {
-                let key = match read(d, depth + 1)? {
-                    Value::Str(s) => s,
+                // Keys are plain text, not tagged text (`scan` refuses anything else).
+                let key = match d.datatype().map_err(malformed)? {
+                    Type::String | Type::StringIndef => match read(d, depth + 1)? {
+                        Value::Str(s) => s,
+                        _ => return Err(malformed("dict key is not a string")),
+                    },
                     _ => return Err(malformed("dict key is not a string")),
                 };
                 map.insert(key, read(d, depth + 1)?);
@@ -124,6 +325,19 @@ fn read(d: &mut Decoder<'_>, depth: usize) -> Result<Value, DecodeError> {
         }
         other => return Err(malformed(format!("unsupported data item {other}"))),
     })
+}
+
+/// IEEE 754 half precision to double: sign, 5-bit exponent (bias 15), 10-bit fraction.
+fn f16_to_f64(h: u16) -> f64 {
+    let sign = if h & 0x8000 == 0 { 1.0 } else { -1.0 };
+    let exp = i32::from((h >> 10) & 0x1f);
+    let frac = f64::from(h & 0x3ff);
+    sign * match exp {
+        0 => frac * 2f64.powi(-24),
+        31 if frac == 0.0 => f64::INFINITY,
+        31 => f64::NAN,
+        _ => (1.0 + frac / 1024.0) * 2f64.powi(exp - 15),
+    }
 }
 
 /// Calls `f` once per element of a definite (`Some(n)`) or indefinite (`None`) container.
@@ -210,7 +424,7 @@ mod tests {
     fn indefinite_lengths_are_read() {
         // [_ 1, {_ "a": 2}]
         let frame = [0x9f, 0x01, 0xbf, 0x61, b'a', 0x02, 0xff, 0xff];
-        assert_eq!(split(&frame).unwrap(), vec![1..2, 2..7]);
+        assert_eq!(split(&frame).unwrap(), (vec![1..2, 2..7], None));
         assert_eq!(
             decode_value(&frame).unwrap(),
             Value::List(vec![Value::UInt(1), Value::Dict(super::super::value::dict([("a", Value::UInt(2))]))])
@@ -221,6 +435,6 @@ mod tests {
     fn deep_nesting_is_rejected() {
         let mut frame = vec![0x81; 200];
         frame.push(0x01);
-        assert_eq!(decode_value(&frame), Err(DecodeError::TooDeep(MAX_DEPTH)));
+        assert_eq!(decode_value(&frame), Err(DecodeError::Invalid(PayloadError::TooDeep(MAX_DEPTH))));
     }
 }

@@ -14,11 +14,19 @@ use super::value::{Dict, Value};
 
 impl Message {
     /// Decodes one message. `frame` is shared, not copied: payloads are slices of it.
+    ///
+    /// A message whose Arguments or ArgumentsKw cannot be accepted (too deep, not
+    /// representable in every serializer) is `DecodeError::Payload`, which carries the
+    /// rest of the message so that the router can answer it with an ERROR; any other
+    /// problem is a malformed message.
     pub fn decode(serializer: Serializer, frame: &Bytes) -> Result<Message, DecodeError> {
-        let ranges = serializer.split(frame)?;
+        let (ranges, invalid) = serializer.split(frame)?;
         let f = Fields { serializer, frame, ranges, message: "message" };
         if f.ranges.is_empty() {
-            return Err(DecodeError::NotAnArray);
+            return Err(match invalid {
+                Some(problem) => DecodeError::Header { message: "message", element: 0, problem },
+                None => DecodeError::NotAnArray,
+            });
         }
         let kind = match f.value(0)? {
             Value::UInt(k) => k,
@@ -32,6 +40,33 @@ impl Message {
             }
         };
         let f = Fields { message: Message::name_of(kind), ..f };
+        let Some(problem) = invalid else { return f.message(kind) };
+        // The split stopped at the invalid element: the ones before it are all there is.
+        let element = f.ranges.len();
+        let Some(first) = payload_start(kind).filter(|&first| element >= first) else {
+            return Err(DecodeError::Header { message: f.message, element, problem });
+        };
+        let message = f.message(kind)?;
+        let field = if element == first { "Arguments" } else { "ArgumentsKw" };
+        Err(DecodeError::Payload { message: Box::new(message), field, problem })
+    }
+}
+
+/// Index of Arguments in messages that carry a payload.
+fn payload_start(kind: u64) -> Option<usize> {
+    use code::*;
+    match kind {
+        PUBLISH | EVENT | CALL | INVOCATION => Some(4),
+        RESULT | YIELD => Some(3),
+        ERROR => Some(5),
+        _ => None,
+    }
+}
+
+impl Fields<'_> {
+    /// The message of type `kind` made of these elements.
+    fn message(&self, kind: u64) -> Result<Message, DecodeError> {
+        let f = self;
         use code::*;
         Ok(match kind {
             HELLO => {

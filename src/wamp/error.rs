@@ -1,7 +1,12 @@
-//! Decode errors. Every one of them is a protocol violation for the session that sent
-//! the bytes; the message says what was wrong so the peer's developer can fix it.
+//! Decode errors. A malformed message (bytes that are not a WAMP message) is a protocol
+//! violation for the session that sent it. A well-formed message whose Arguments or
+//! ArgumentsKw the router cannot carry to every peer is an invalid payload: the router
+//! refuses that one message (the spec's "payload validation", `wamp.error.invalid_argument`).
+//! Every error says what was wrong so the peer's developer can fix it.
 
 use thiserror::Error;
+
+use super::message::Message;
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum DecodeError {
@@ -15,12 +20,32 @@ pub enum DecodeError {
     Arity { message: &'static str, expected: &'static str, got: usize },
     #[error("{message}.{field}: expected {expected}, got {got}")]
     Field { message: &'static str, field: &'static str, expected: &'static str, got: String },
-    #[error("nesting deeper than {0} levels")]
-    TooDeep(usize),
+    /// An element that cannot be accepted, outside any message (see `Header`, `Payload`).
+    #[error(transparent)]
+    Invalid(#[from] PayloadError),
+    /// A header element (an id, a URI, Options or Details) that cannot be accepted.
+    #[error("{message} element {element}: {problem}")]
+    Header { message: &'static str, element: usize, problem: PayloadError },
+    /// Arguments or ArgumentsKw that cannot be accepted. `message` is the rest of the
+    /// message, decoded, with no payload, so the router can answer it.
+    #[error("{}.{field}: {problem}", message.name())]
+    Payload { message: Box<Message>, field: &'static str, problem: PayloadError },
 }
 
 impl DecodeError {
     pub fn malformed(serializer: &'static str, detail: impl ToString) -> DecodeError {
         DecodeError::Malformed { serializer, detail: detail.to_string() }
     }
+}
+
+/// Why a well-formed element cannot be accepted: the router could not decode it safely or
+/// could not carry it to a peer of another serializer.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PayloadError {
+    #[error("nesting deeper than {0} levels")]
+    TooDeep(usize),
+    /// Valid in its own serializer but not representable in WAMP's data model, so not
+    /// in every serializer (e.g. a dict key that is not a string).
+    #[error("{0}")]
+    Unrepresentable(&'static str),
 }

@@ -1,55 +1,187 @@
-//! MessagePack: header split by walking each element with rmpv's borrowed reader (no
-//! allocation for the payload), decode into `Value`, and compact encoding with rmp.
+//! MessagePack: header split and payload validation in one allocation-free pass
+//! (`scan`), decode into `Value` (rmpv's borrowed reader), and compact encoding with rmp.
 
 use std::ops::Range;
 
 use rmpv::ValueRef;
 
-use super::error::DecodeError;
+use super::error::{DecodeError, PayloadError};
 use super::value::{Dict, Value, MAX_DEPTH};
 
 const NAME: &str = "msgpack";
 
-pub fn split(frame: &[u8]) -> Result<Vec<Range<usize>>, DecodeError> {
+fn malformed(detail: &str) -> DecodeError {
+    DecodeError::malformed(NAME, detail)
+}
+
+fn unrepresentable(what: &'static str) -> DecodeError {
+    DecodeError::Invalid(PayloadError::Unrepresentable(what))
+}
+
+/// Byte ranges of the top-level elements. Stops at the first element that is well-formed
+/// but invalid (too deep, not representable): its error comes with the ranges before it,
+/// so the message's header can still be read and the message answered.
+pub fn split(frame: &[u8]) -> Result<(Vec<Range<usize>>, Option<PayloadError>), DecodeError> {
     let mut cur = frame;
     let len = rmp::decode::read_array_len(&mut cur).map_err(|_| DecodeError::NotAnArray)? as usize;
     // Each element takes at least one byte: a length beyond the frame is a lie.
     if len > cur.len() {
-        return Err(DecodeError::malformed(NAME, "array length exceeds the message"));
+        return Err(malformed("array length exceeds the message"));
     }
     let mut ranges = Vec::with_capacity(len);
+    let mut pos = frame.len() - cur.len();
     for _ in 0..len {
-        let start = frame.len() - cur.len();
-        read_value_ref(&mut cur)?;
-        ranges.push(start..frame.len() - cur.len());
+        match scan(&frame[pos..]) {
+            Ok(n) => {
+                ranges.push(pos..pos + n);
+                pos += n;
+            }
+            Err(DecodeError::Invalid(problem)) => return Ok((ranges, Some(problem))),
+            Err(e) => return Err(e),
+        }
     }
-    if !cur.is_empty() {
-        return Err(DecodeError::malformed(NAME, "trailing bytes after the message"));
+    if pos != frame.len() {
+        return Err(malformed("trailing bytes after the message"));
     }
-    Ok(ranges)
+    Ok((ranges, None))
 }
 
-pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
-    let mut cur = bytes;
-    let v = read_value_ref(&mut cur)?;
-    if !cur.is_empty() {
-        return Err(DecodeError::malformed(NAME, "trailing bytes after value"));
+/// One open array or map while scanning.
+#[derive(Clone, Copy, Default)]
+struct Open {
+    /// Items still to read (a map's keys and values both count).
+    remaining: u64,
+    is_map: bool,
+}
+
+/// Reads one element at the start of `bytes` without decoding it and returns its length.
+/// Refuses what `decode_value` would refuse or another serializer could not carry:
+/// nesting deeper than `MAX_DEPTH`, strings that are not UTF-8, dict keys that are not
+/// strings, extension types, and strings starting with U+0000 (JSON's binary marker).
+/// Iterative, with a fixed stack: no allocation and no recursion, whatever the input.
+pub fn scan(bytes: &[u8]) -> Result<usize, DecodeError> {
+    let mut stack = [Open::default(); MAX_DEPTH];
+    let mut depth = 0;
+    let mut pos = 0;
+    loop {
+        let is_key = depth > 0 && stack[depth - 1].is_map && stack[depth - 1].remaining % 2 == 0;
+        if depth > 0 {
+            stack[depth - 1].remaining -= 1;
+        }
+        let item = item(bytes, pos)?;
+        pos = item.end;
+        match item.kind {
+            Kind::Str { start } => {
+                let s = std::str::from_utf8(&bytes[start..pos]).map_err(|_| unrepresentable("a string is not valid UTF-8"))?;
+                if !is_key && s.starts_with('\0') {
+                    return Err(unrepresentable("a string starts with U+0000, which JSON reads as binary"));
+                }
+            }
+            _ if is_key => return Err(unrepresentable("a dict key is not a string")),
+            Kind::Ext => return Err(unrepresentable("extension types are not supported")),
+            Kind::Container { items, is_map } => {
+                if depth == MAX_DEPTH {
+                    return Err(DecodeError::Invalid(PayloadError::TooDeep(MAX_DEPTH)));
+                }
+                // Each item takes at least one byte: a count beyond the input is a lie.
+                if items > (bytes.len() - pos) as u64 {
+                    return Err(malformed("container length exceeds the message"));
+                }
+                if items > 0 {
+                    stack[depth] = Open { remaining: items, is_map };
+                    depth += 1;
+                }
+            }
+            Kind::Scalar => {}
+        }
+        while depth > 0 && stack[depth - 1].remaining == 0 {
+            depth -= 1;
+        }
+        if depth == 0 {
+            return Ok(pos);
+        }
     }
+}
+
+enum Kind {
+    Scalar,
+    Str { start: usize },
+    Ext,
+    Container { items: u64, is_map: bool },
+}
+
+struct Item {
+    kind: Kind,
+    end: usize,
+}
+
+/// The item whose marker is at `pos`: its kind and where it ends (for a container, where
+/// its header ends).
+fn item(b: &[u8], pos: usize) -> Result<Item, DecodeError> {
+    let truncated = || malformed("message ends inside a value");
+    let marker = *b.get(pos).ok_or_else(truncated)?;
+    let p = pos + 1;
+    // Reads a big-endian length of `n` bytes at `p`.
+    let len = |n: usize| -> Result<usize, DecodeError> {
+        let field = b.get(p..p + n).ok_or_else(truncated)?;
+        Ok(field.iter().fold(0usize, |acc, &x| (acc << 8) | usize::from(x)))
+    };
+    let data = |start: usize, n: usize, kind: Kind| -> Result<Item, DecodeError> {
+        let end = start.checked_add(n).filter(|&e| e <= b.len()).ok_or_else(truncated)?;
+        Ok(Item { kind, end })
+    };
+    let container = |items: usize, is_map: bool, end: usize| Ok(Item { kind: Kind::Container { items: items as u64 * (1 + u64::from(is_map)), is_map }, end });
+    match marker {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Ok(Item { kind: Kind::Scalar, end: p }),
+        0x80..=0x8f => container(usize::from(marker & 0x0f), true, p),
+        0x90..=0x9f => container(usize::from(marker & 0x0f), false, p),
+        0xa0..=0xbf => data(p, usize::from(marker & 0x1f), Kind::Str { start: p }),
+        0xc1 => Err(malformed("reserved marker 0xc1")),
+        0xc4..=0xc6 => {
+            let n = 1 << (marker - 0xc4);
+            data(p + n, len(n)?, Kind::Scalar)
+        }
+        0xc7..=0xc9 => {
+            let n = 1 << (marker - 0xc7);
+            data(p + n + 1, len(n)?, Kind::Ext)
+        }
+        0xca => data(p, 4, Kind::Scalar),
+        0xcb => data(p, 8, Kind::Scalar),
+        0xcc..=0xcf => data(p, 1 << (marker - 0xcc), Kind::Scalar),
+        0xd0..=0xd3 => data(p, 1 << (marker - 0xd0), Kind::Scalar),
+        0xd4..=0xd8 => data(p, 1 + (1 << (marker - 0xd4)), Kind::Ext),
+        0xd9..=0xdb => {
+            let n = 1 << (marker - 0xd9);
+            data(p + n, len(n)?, Kind::Str { start: p + n })
+        }
+        0xdc | 0xdd => {
+            let n = 2 << (marker - 0xdc);
+            container(len(n)?, false, p + n)
+        }
+        0xde | 0xdf => {
+            let n = 2 << (marker - 0xde);
+            container(len(n)?, true, p + n)
+        }
+    }
+}
+
+/// Decodes exactly one element, after `scan` has accepted it.
+pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
+    if scan(bytes)? != bytes.len() {
+        return Err(malformed("trailing bytes after value"));
+    }
+    let mut cur = bytes;
+    let v = rmpv::decode::read_value_ref_with_max_depth(&mut cur, RMPV_DEPTH_BUDGET).map_err(|e| match e {
+        rmpv::decode::Error::DepthLimitExceeded => DecodeError::Invalid(PayloadError::TooDeep(MAX_DEPTH)),
+        e => DecodeError::malformed(NAME, e),
+    })?;
     from_ref(&v)
 }
 
 /// rmpv's depth budget is not a nesting level: it charges a list or dict twice (the value,
-/// then its elements) and a string three times. This budget admits `MAX_DEPTH` levels of
-/// lists and dicts whatever the innermost value, as the CBOR decoder does (a 65th level
-/// gets through only when it holds no string).
+/// then its elements) and a string three times. `scan` has already held the element to
+/// `MAX_DEPTH` levels; this budget admits that much whatever the innermost value.
 const RMPV_DEPTH_BUDGET: usize = 2 * MAX_DEPTH + 3;
-
-fn read_value_ref<'a>(cur: &mut &'a [u8]) -> Result<ValueRef<'a>, DecodeError> {
-    rmpv::decode::read_value_ref_with_max_depth(cur, RMPV_DEPTH_BUDGET).map_err(|e| match e {
-        rmpv::decode::Error::DepthLimitExceeded => DecodeError::TooDeep(MAX_DEPTH),
-        e => DecodeError::malformed(NAME, e),
-    })
-}
 
 fn from_ref(v: &ValueRef<'_>) -> Result<Value, DecodeError> {
     Ok(match v {
@@ -158,9 +290,35 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_rejected() {
-        let mut frame = vec![0x91; 1000];
+    fn deep_nesting_ends_the_split_at_that_element() {
+        // [1, [[[...1000 levels...]]]]: the first element is read, the second is too deep.
+        let mut frame = vec![0x92, 0x01];
+        frame.extend(std::iter::repeat_n(0x91, 1000));
         frame.push(0x01);
-        assert!(split(&frame).is_err());
+        let first = 1..2;
+        assert_eq!(split(&frame), Ok((vec![first], Some(PayloadError::TooDeep(MAX_DEPTH)))));
+    }
+
+    #[test]
+    fn scan_finds_the_end_of_every_kind_of_item() {
+        // bin8, ext8 inside an array is refused, str8, uint64, float32, map16.
+        assert_eq!(scan(&[0xc4, 0x02, 0xaa, 0xbb, 0xff]), Ok(4));
+        assert_eq!(scan(&[0xd9, 0x01, b'x']), Ok(3));
+        assert_eq!(scan(&[0xcf, 0, 0, 0, 0, 0, 0, 0, 1]), Ok(9));
+        assert_eq!(scan(&[0xca, 0, 0, 0, 0]), Ok(5));
+        assert_eq!(scan(&[0xde, 0x00, 0x01, 0xa1, b'k', 0xc0]), Ok(6));
+        assert_eq!(
+            scan(&[0x91, 0xc7, 0x01, 0x05, 0x00]),
+            Err(DecodeError::Invalid(PayloadError::Unrepresentable("extension types are not supported")))
+        );
+        assert_eq!(scan(&[0x81, 0x01, 0x02]), Err(DecodeError::Invalid(PayloadError::Unrepresentable("a dict key is not a string"))));
+        assert_eq!(scan(&[0xd9, 0x05, b'x']), Err(DecodeError::malformed(NAME, "message ends inside a value")));
+        assert_eq!(scan(&[0xc1]), Err(DecodeError::malformed(NAME, "reserved marker 0xc1")));
+        // A NUL-leading string is fine as a key, not as a value.
+        assert_eq!(scan(&[0x81, 0xa1, 0x00, 0x01]), Ok(4));
+        assert_eq!(
+            scan(&[0x91, 0xa1, 0x00]),
+            Err(DecodeError::Invalid(PayloadError::Unrepresentable("a string starts with U+0000, which JSON reads as binary")))
+        );
     }
 }

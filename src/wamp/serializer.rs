@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::error::DecodeError;
+use super::error::{DecodeError, PayloadError};
 use super::value::Value;
 use super::{cbor, json, msgpack};
 
@@ -67,8 +67,11 @@ impl Serializer {
     }
 
     /// Byte ranges of the elements of the top-level array in `frame`. Each element is
-    /// checked for well-formedness but not decoded. Trailing bytes are an error.
-    pub fn split(self, frame: &[u8]) -> Result<Vec<Range<usize>>, DecodeError> {
+    /// checked, not decoded: malformed bytes and trailing bytes are an error; a
+    /// well-formed element that is too deep or that another serializer could not carry
+    /// ends the split, and its problem is returned with the ranges of the elements
+    /// before it (so the header of a message with a bad payload can still be read).
+    pub fn split(self, frame: &[u8]) -> Result<(Vec<Range<usize>>, Option<PayloadError>), DecodeError> {
         match self {
             Serializer::Json => json::split(frame),
             Serializer::MsgPack => msgpack::split(frame),
@@ -139,7 +142,7 @@ impl Serializer {
 #[cfg(test)]
 mod properties {
     use super::*;
-    use crate::wamp::value::Dict;
+    use crate::wamp::value::{Dict, MAX_DEPTH};
     use proptest::prelude::*;
 
     /// Any WAMP value. Strings never start with NUL (that is JSON's binary marker) and
@@ -162,7 +165,66 @@ mod properties {
         })
     }
 
+    /// `v` wrapped in `levels` one-element lists and dicts, alternately.
+    fn nest(v: Value, levels: usize) -> Value {
+        (0..levels).fold(v, |inner, i| {
+            if i % 2 == 0 {
+                Value::List(vec![inner])
+            } else {
+                Value::Dict([("k".to_owned(), inner)].into_iter().collect())
+            }
+        })
+    }
+
+    /// The plain model of nesting: a scalar is 0 levels, a list or dict one more than
+    /// its deepest item.
+    fn depth(v: &Value) -> usize {
+        match v {
+            Value::List(l) => 1 + l.iter().map(depth).max().unwrap_or(0),
+            Value::Dict(d) => 1 + d.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     proptest! {
+        /// Every serializer accepts exactly the values the model allows (at most
+        /// `MAX_DEPTH` levels) and refuses the others with `TooDeep`.
+        #[test]
+        fn nesting_limit_matches_the_model(v in value(), levels in 0usize..72) {
+            let v = nest(v, levels);
+            for ser in Serializer::ALL {
+                let mut out = Vec::new();
+                ser.encode_value(&v, &mut out);
+                let got = ser.decode_value(&out);
+                if depth(&v) <= MAX_DEPTH {
+                    prop_assert_eq!(got, Ok(v.clone()), "{:?}", ser);
+                } else {
+                    prop_assert_eq!(got, Err(DecodeError::Invalid(PayloadError::TooDeep(MAX_DEPTH))), "{:?}", ser);
+                }
+            }
+        }
+
+        /// What the scanners accept, the decoders decode: an encoding with one byte
+        /// changed is refused by both or accepted by both, and never panics.
+        #[test]
+        fn scanners_and_decoders_agree_on_damaged_input(v in value(), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            for ser in Serializer::ALL {
+                let mut out = Vec::new();
+                ser.encode_value(&v, &mut out);
+                let i = at.index(out.len());
+                out[i] = byte;
+                let accepted = match ser {
+                    Serializer::Json => serde_json::from_slice::<&serde_json::value::RawValue>(&out).is_ok()
+                        && std::str::from_utf8(&out).is_ok()
+                        && super::json::check(&out).is_ok(),
+                    Serializer::MsgPack => super::msgpack::scan(&out) == Ok(out.len()),
+                    Serializer::Cbor => super::cbor::scan(&out) == Ok(out.len()),
+                };
+                let decoded = ser.decode_value(&out);
+                prop_assert_eq!(accepted, decoded.is_ok(), "{:?} {:?}: {:?}", ser, out, decoded);
+            }
+        }
+
         /// Every serializer round-trips every value, and transcoding through the other
         /// two gives the value back.
         #[test]

@@ -216,7 +216,13 @@ impl Broker {
             }
             let ser = session.serializer;
             let frame = frames[ser.index()].get_or_insert_with(|| self.encode(event, ser));
-            let Some(frame) = frame else { continue };
+            let Some(frame) = frame else {
+                // Payloads are validated at the door, so this should not happen; if it
+                // does, it is counted and the subscriber told, never silent.
+                self.metrics.events_dropped_untranscodable.inc();
+                self.dropped(subscriber, "event payload cannot be transcoded for this subscriber");
+                continue;
+            };
             if frame.len() > session.max_outgoing {
                 self.metrics.events_dropped_too_large.inc();
                 self.dropped(subscriber, "event larger than the subscriber's maximum message size");
@@ -243,7 +249,7 @@ impl Broker {
         match event.encode(ser) {
             Ok(b) => Some(b),
             Err(e) => {
-                tracing::warn!(serializer = ser.name(), error = %e, "event payload cannot be transcoded; not delivered");
+                tracing::error!(serializer = ser.name(), error = %e, "event payload cannot be transcoded; not delivered");
                 None
             }
         }
