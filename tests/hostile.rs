@@ -301,3 +301,52 @@ async fn calls_results_and_errors_with_invalid_payloads_end_the_call_with_invali
     }
     assert_eq!(metric(&server, "payloads_refused"), 3);
 }
+
+/// HELLO for ticket authentication as `alice`, then AUTHENTICATE with `ticket`; returns
+/// what the router answered last.
+async fn ticket_login(server: &switchyard::server::Server, ticket: &str) -> Message {
+    let mut c = Client::ws(server, Serializer::Json).await;
+    let details = dict([("authmethods", Value::List(vec!["ticket".into()])), ("authid", "alice".into())]);
+    c.send(&Message::Hello { realm: "realm1".into(), details }).await;
+    match c.recv().await {
+        Message::Challenge { authmethod, .. } => assert_eq!(authmethod, "ticket"),
+        other => return other,
+    }
+    c.send(&Message::Authenticate { signature: ticket.into(), extra: Dict::new() }).await;
+    c.recv().await
+}
+
+fn abort_message(m: &Message) -> (&str, Option<&str>) {
+    match m {
+        Message::Abort { reason, details } => (reason.as_str(), details.get("message").and_then(Value::as_str)),
+        other => panic!("expected ABORT, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn failed_tickets_are_throttled() {
+    let server = start(|c| {
+        c.limits.auth_failures_per_minute = 3;
+        c.realms[0].principals.push(switchyard::config::PrincipalConfig {
+            authid: "alice".into(),
+            ticket: "s3cret".into(),
+            role: "anonymous".into(),
+        });
+    })
+    .await;
+    assert!(matches!(ticket_login(&server, "s3cret").await, Message::Welcome { .. }));
+    for _ in 0..3 {
+        let m = ticket_login(&server, "guess").await;
+        assert_eq!(abort_message(&m), ("wamp.error.authentication_failed", Some("invalid ticket")));
+    }
+    // Now even the right ticket is refused unchecked, from the HELLO on.
+    let m = ticket_login(&server, "s3cret").await;
+    assert_eq!(
+        abort_message(&m),
+        ("wamp.error.authentication_failed", Some("too many failed authentications from this address; retry in 20 s"))
+    );
+    assert_eq!(metric(&server, "auth_failures"), 3);
+    assert_eq!(metric(&server, "auth_throttled"), 1);
+    // Anonymous sessions are not held back.
+    Client::join_ws(&server, Serializer::Json).await;
+}

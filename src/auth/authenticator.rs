@@ -1,8 +1,12 @@
 //! Authenticators: anonymous, and ticket against the realm's static principals.
 //! HELLO yields a welcome, a challenge, or a refusal; AUTHENTICATE completes a challenge.
+//! Failed tickets are throttled per peer address (`throttle.rs`).
 
-use crate::router::error::WampError;
+use std::time::Instant;
+
+use super::throttle::Throttle;
 use crate::config::RealmConfig;
+use crate::router::error::WampError;
 use crate::wamp::{Dict, Value};
 
 /// An authenticated identity.
@@ -24,18 +28,31 @@ pub enum HelloOutcome {
 pub struct Authenticator {
     anonymous_role: Option<String>,
     tickets: Vec<(String, String, String)>,
+    throttle: Throttle,
 }
 
 impl Authenticator {
-    pub fn from_config(realm: &RealmConfig) -> Authenticator {
+    pub fn from_config(realm: &RealmConfig, failures_per_minute: u32) -> Authenticator {
         Authenticator {
             anonymous_role: realm.anonymous.clone(),
             tickets: realm.principals.iter().map(|p| (p.authid.clone(), p.ticket.clone(), p.role.clone())).collect(),
+            throttle: Throttle::new(failures_per_minute),
         }
     }
 
-    /// Picks the first method the client offers that this realm can do.
-    pub fn hello(&self, details: &Dict, session_id: u64) -> Result<HelloOutcome, WampError> {
+    /// Refuses at once an authid that failed too often from this address.
+    fn check_throttle(&self, address: &str, authid: &str, now: Instant) -> Result<(), WampError> {
+        let wait = self.throttle.wait(address, authid, now);
+        if wait.is_zero() {
+            Ok(())
+        } else {
+            Err(WampError::AuthenticationThrottled { retry_after_s: wait.as_secs_f64().ceil() as u64 })
+        }
+    }
+
+    /// Picks the first method the client offers that this realm can do. `address` is the
+    /// peer's address (IP without port), for throttling.
+    pub fn hello(&self, details: &Dict, session_id: u64, address: &str) -> Result<HelloOutcome, WampError> {
         let offered: Vec<&str> = match details.get("authmethods") {
             None => vec!["anonymous"],
             Some(Value::List(l)) => l.iter().filter_map(Value::as_str).collect(),
@@ -48,6 +65,7 @@ impl Authenticator {
                     let Some(authid) = authid else {
                         return Err(WampError::AuthenticationFailed("ticket authentication needs an authid".into()));
                     };
+                    self.check_throttle(address, authid, Instant::now())?;
                     // The principal's role is looked up at AUTHENTICATE; an unknown authid
                     // is challenged like a known one so that authids cannot be probed.
                     let pending = Principal { authid: authid.to_owned(), authrole: String::new(), authmethod: "ticket" };
@@ -68,14 +86,20 @@ impl Authenticator {
         Err(WampError::NoAuthMethod(format!("none of the offered authmethods {offered:?} is accepted on this realm")))
     }
 
-    /// Checks the AUTHENTICATE signature for a pending challenge.
-    pub fn authenticate(&self, pending: &Principal, signature: &str) -> Result<Principal, WampError> {
+    /// Checks the AUTHENTICATE signature for a pending challenge. While the peer is
+    /// throttled the signature is not even looked at, so guesses teach it nothing.
+    pub fn authenticate(&self, pending: &Principal, signature: &str, address: &str) -> Result<Principal, WampError> {
+        let now = Instant::now();
+        self.check_throttle(address, &pending.authid, now)?;
         let found = self.tickets.iter().find(|(authid, _, _)| *authid == pending.authid);
         match found {
             Some((_, ticket, role)) if constant_time_eq(ticket.as_bytes(), signature.as_bytes()) => {
                 Ok(Principal { authrole: role.clone(), ..pending.clone() })
             }
-            _ => Err(WampError::AuthenticationFailed("invalid ticket".into())),
+            _ => {
+                self.throttle.record_failure(address, &pending.authid, now);
+                Err(WampError::AuthenticationFailed("invalid ticket".into()))
+            }
         }
     }
 }
@@ -92,17 +116,20 @@ mod tests {
     use crate::wamp::dict;
 
     fn auth() -> Authenticator {
-        Authenticator::from_config(&RealmConfig {
+        Authenticator::from_config(
+            &RealmConfig {
             name: "r".into(),
             anonymous: Some("anonymous".into()),
             roles: vec![],
             principals: vec![PrincipalConfig { authid: "alice".into(), ticket: "s3cret".into(), role: "user".into() }],
-        })
+            },
+            3,
+        )
     }
 
     #[test]
     fn anonymous_by_default() {
-        let out = auth().hello(&Dict::new(), 7).unwrap();
+        let out = auth().hello(&Dict::new(), 7, "10.0.0.1").unwrap();
         assert_eq!(
             out,
             HelloOutcome::Welcome(Principal { authid: "anonymous-7".into(), authrole: "anonymous".into(), authmethod: "anonymous" })
@@ -113,15 +140,37 @@ mod tests {
     fn ticket_challenge_and_check() {
         let a = auth();
         let details = dict([("authmethods", Value::List(vec!["ticket".into()])), ("authid", "alice".into())]);
-        let HelloOutcome::Challenge { method, pending, .. } = a.hello(&details, 1).unwrap() else { panic!("no challenge") };
+        let HelloOutcome::Challenge { method, pending, .. } = a.hello(&details, 1, "10.0.0.1").unwrap() else {
+            panic!("no challenge")
+        };
         assert_eq!(method, "ticket");
-        assert_eq!(a.authenticate(&pending, "s3cret").unwrap().authrole, "user");
-        assert_eq!(a.authenticate(&pending, "wrong").unwrap_err().uri(), "wamp.error.authentication_failed");
+        assert_eq!(a.authenticate(&pending, "s3cret", "10.0.0.1").unwrap().authrole, "user");
+        assert_eq!(a.authenticate(&pending, "wrong", "10.0.0.1").unwrap_err().uri(), "wamp.error.authentication_failed");
+    }
+
+    #[test]
+    fn failed_tickets_are_throttled_per_address() {
+        let a = auth();
+        let details = dict([("authmethods", Value::List(vec!["ticket".into()])), ("authid", "alice".into())]);
+        let HelloOutcome::Challenge { pending, .. } = a.hello(&details, 1, "10.0.0.1").unwrap() else {
+            panic!("no challenge")
+        };
+        for _ in 0..3 {
+            assert_eq!(a.authenticate(&pending, "wrong", "10.0.0.1"), Err(WampError::AuthenticationFailed("invalid ticket".into())));
+        }
+        // Throttled: even the right ticket is refused unchecked, at HELLO and at AUTHENTICATE.
+        let throttled = WampError::AuthenticationThrottled { retry_after_s: 20 };
+        assert_eq!(a.authenticate(&pending, "s3cret", "10.0.0.1"), Err(throttled.clone()));
+        assert_eq!(a.hello(&details, 2, "10.0.0.1"), Err(throttled.clone()));
+        assert_eq!(throttled.uri(), "wamp.error.authentication_failed");
+        assert_eq!(throttled.to_string(), "too many failed authentications from this address; retry in 20 s");
+        // Another address is not held back.
+        assert_eq!(a.authenticate(&pending, "s3cret", "10.0.0.2").unwrap().authrole, "user");
     }
 
     #[test]
     fn unsupported_method_is_refused() {
         let details = dict([("authmethods", Value::List(vec!["wampcra".into()]))]);
-        assert_eq!(auth().hello(&details, 1).unwrap_err().uri(), "wamp.error.no_auth_method");
+        assert_eq!(auth().hello(&details, 1, "10.0.0.1").unwrap_err().uri(), "wamp.error.no_auth_method");
     }
 }

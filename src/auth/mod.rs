@@ -6,6 +6,7 @@
 
 pub mod authenticator;
 pub mod static_roles;
+pub mod throttle;
 
 pub use authenticator::{Authenticator, HelloOutcome, Principal};
 pub use static_roles::StaticRoles;

@@ -13,6 +13,8 @@ pub enum WampError {
     NoAuthMethod(String),
     #[error("{0}")]
     AuthenticationFailed(String),
+    #[error("too many failed authentications from this address; retry in {retry_after_s} s")]
+    AuthenticationThrottled { retry_after_s: u64 },
     #[error("{0}")]
     ProtocolViolation(String),
     #[error("session is not authorized to {action} '{uri}'")]
@@ -46,7 +48,9 @@ impl WampError {
         match self {
             WampError::NoSuchRealm(_) => "wamp.error.no_such_realm",
             WampError::NoAuthMethod(_) => "wamp.error.no_auth_method",
-            WampError::AuthenticationFailed(_) => "wamp.error.authentication_failed",
+            WampError::AuthenticationFailed(_) | WampError::AuthenticationThrottled { .. } => {
+                "wamp.error.authentication_failed"
+            }
             WampError::ProtocolViolation(_) => "wamp.error.protocol_violation",
             WampError::NotAuthorized { .. } => "wamp.error.not_authorized",
             WampError::InvalidUri(_) | WampError::UriTooLong { .. } | WampError::ReservedUri(_) => {

@@ -28,6 +28,10 @@ pub struct Metrics {
     pub payloads_refused: Counter,
     pub oversized_messages: Counter,
     pub sessions_refused: Counter,
+    /// Authentications refused for a wrong secret.
+    pub auth_failures: Counter,
+    /// Authentications refused unchecked: the peer failed too often.
+    pub auth_throttled: Counter,
 }
 
 impl Default for Metrics {
@@ -53,6 +57,8 @@ impl Metrics {
             payloads_refused: Counter::default(),
             oversized_messages: Counter::default(),
             sessions_refused: Counter::default(),
+            auth_failures: Counter::default(),
+            auth_throttled: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("sessions", "Established sessions", m.sessions.clone());
@@ -80,6 +86,12 @@ impl Metrics {
         );
         registry.register("oversized_messages", "Connections closed for a message above the size limit", m.oversized_messages.clone());
         registry.register("sessions_refused", "Connections refused at the session limit", m.sessions_refused.clone());
+        registry.register("auth_failures", "Authentications refused: wrong secret", m.auth_failures.clone());
+        registry.register(
+            "auth_throttled",
+            "Authentications refused unchecked: too many failures from that address",
+            m.auth_throttled.clone(),
+        );
         Metrics { registry, ..m }
     }
 

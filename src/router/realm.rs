@@ -30,7 +30,7 @@ impl Realm {
             name: cfg.name.clone(),
             broker: Broker::new(metrics.clone()),
             dealer: Dealer::new(metrics, limits.max_calls_per_session),
-            authenticator: Authenticator::from_config(cfg),
+            authenticator: Authenticator::from_config(cfg, limits.auth_failures_per_minute),
             authorizer: Box::new(StaticRoles::from_config(cfg)),
             ids: IdSequence::new(),
             sessions: RwLock::default(),

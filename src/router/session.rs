@@ -34,6 +34,17 @@ pub struct ConnInfo {
     pub max_outgoing: usize,
 }
 
+impl ConnInfo {
+    /// The peer's address without its port, the unit of authentication throttling
+    /// ("unix" for every Unix socket peer).
+    pub fn address(&self) -> &str {
+        match self.peer.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => host.trim_start_matches('[').trim_end_matches(']'),
+            _ => &self.peer,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
     Continue,
@@ -127,23 +138,36 @@ impl Session {
             return self.abort(WampError::NoSuchRealm(realm));
         };
         let features = peer_features(&details);
-        match realm.authenticator.hello(&details, self.id.0) {
+        match realm.authenticator.hello(&details, self.id.0, self.conn.address()) {
             Ok(HelloOutcome::Welcome(principal)) => self.welcome(realm, principal, features),
             Ok(HelloOutcome::Challenge { method, extra, pending }) => {
                 self.push(&Message::Challenge { authmethod: method.to_owned(), extra });
                 self.state = State::Challenged { realm, pending, features };
                 Flow::Continue
             }
-            Err(e) => self.abort(e),
+            Err(e) => {
+                if let WampError::AuthenticationThrottled { .. } = e {
+                    self.router.metrics.auth_throttled.inc();
+                }
+                self.abort(e)
+            }
         }
     }
 
     fn on_authenticate(&mut self, msg: Message, realm: Arc<Realm>, pending: Principal, features: PeerFeatures) -> Flow {
         match msg {
-            Message::Authenticate { signature, .. } => match realm.authenticator.authenticate(&pending, &signature) {
-                Ok(principal) => self.welcome(realm, principal, features),
-                Err(e) => self.abort(e),
-            },
+            Message::Authenticate { signature, .. } => {
+                match realm.authenticator.authenticate(&pending, &signature, self.conn.address()) {
+                    Ok(principal) => self.welcome(realm, principal, features),
+                    Err(e) => {
+                        match e {
+                            WampError::AuthenticationThrottled { .. } => self.router.metrics.auth_throttled.inc(),
+                            _ => self.router.metrics.auth_failures.inc(),
+                        };
+                        self.abort(e)
+                    }
+                }
+            }
             Message::Abort { .. } => Flow::Close,
             other => self.violation(format!("expected AUTHENTICATE, got {}", other.name())),
         }
