@@ -130,6 +130,7 @@ async fn serve(cfg: Config) -> ExitCode {
         rawsocket = ?server.rawsocket,
         unix = ?server.unix,
         realms = cfg.realms.len(),
+        max_connections = server.router.max_connections(),
         "switchyard listening"
     );
     let mut out = std::io::stdout().lock();

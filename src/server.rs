@@ -11,8 +11,8 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
-use crate::router::Router;
-use crate::transport::{http, rawsocket};
+use crate::router::{ConnectionLimit, Router};
+use crate::transport::{fd_limit, http, rawsocket};
 
 pub struct Server {
     pub router: Arc<Router>,
@@ -26,17 +26,15 @@ pub struct Server {
 impl Server {
     /// Binds every listener (port 0 picks a free port) and starts serving.
     pub async fn start(config: &Config) -> io::Result<Server> {
-        let router = Router::new(config);
+        let nofile = fd_limit::raise_nofile()?;
+        // The limit in force is in the "listening" log line and on /health.
+        let max = fd_limit::connection_limit(nofile, config.limits.max_sessions);
+        let router = Router::new(config, ConnectionLimit { max, reserve: fd_limit::reserve(nofile) });
         let mut tasks = JoinSet::new();
 
         let http_listener = TcpListener::bind(config.listen).await?;
         let websocket = http_listener.local_addr()?;
-        let (r, path) = (router.clone(), config.ws_path.clone());
-        tasks.spawn(async move {
-            if let Err(e) = http::serve(http_listener, r, path).await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        tasks.spawn(http::serve(http_listener, router.clone(), config.ws_path.clone()));
 
         let rawsocket = match config.rawsocket {
             Some(addr) => {

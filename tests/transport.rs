@@ -75,7 +75,9 @@ async fn events_above_the_clients_limit_are_dropped_for_that_client_only() {
 async fn session_limit_refuses_connections_in_the_transports_own_way() {
     let server = start(|c| c.limits.max_sessions = 2).await;
     let _a = Client::join_ws(&server, Serializer::Json).await;
-    let _b = Client::raw(&server, Serializer::Json, 15).await;
+    // Established sessions: a connection without one would make room instead.
+    let mut b = Client::raw(&server, Serializer::Json, 15).await;
+    b.join("realm1", Dict::new()).await;
     let (_, reply) = Client::raw_handshake(&server, [0x7F, 0xF1, 0, 0]).await;
     assert_eq!(reply, [0x7F, 0x40, 0, 0], "maximum connection count reached");
     let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(server.websocket_url()).unwrap();
@@ -112,7 +114,9 @@ async fn health_and_metrics_share_the_websocket_port() {
     let _c = Client::join_ws(&server, Serializer::Json).await;
     let health = http_get(&server, "/health").await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    assert!(health.ends_with(r#"{"status":"ok","connections":1}"#), "{health}");
+    // The session's connection and this request's own.
+    let max = server.router.max_connections();
+    assert!(health.ends_with(&format!(r#"{{"status":"ok","connections":2,"max_connections":{max}}}"#)), "{health}");
     let metrics = http_get(&server, "/metrics").await;
     assert!(metrics.contains("switchyard_sessions 1\n"), "{metrics}");
 }

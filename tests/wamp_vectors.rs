@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use serde_json::Value as Json;
-use switchyard::wamp::error::PayloadError;
+use switchyard::wamp::error::{PayloadError, RefusedHeader};
 use switchyard::wamp::{Args, DecodeError, Dict, Message, Payload, Serializer, Value};
 
 const ALL: [Serializer; 3] = Serializer::ALL;
@@ -976,17 +976,15 @@ fn args_of(m: &Message) -> &Payload {
     payload_of(m).unwrap().args.as_ref().unwrap()
 }
 
-/// PUBLISH `[16, 1, {}, "t"]`: what the deep and invalid payloads below ride on.
-fn bare_publish() -> Message {
-    Message::Publish { request: 1, options: Dict::new(), topic: "t".into(), payload: Args::NONE }
-}
+/// The header of PUBLISH `[16, 1, {}, "t"]`: what the deep and invalid payloads below ride on.
+const BARE_PUBLISH: RefusedHeader = RefusedHeader { code: 16, request: 1, request_type: 0, acknowledge: false };
 
 fn header_error(message: &'static str, element: usize, problem: PayloadError) -> DecodeError {
     DecodeError::Header { message, element, problem }
 }
 
-fn payload_error(message: Message, field: &'static str, problem: PayloadError) -> DecodeError {
-    DecodeError::Payload { message: Box::new(message), field, problem }
+fn payload_error(field: &'static str, problem: PayloadError) -> DecodeError {
+    DecodeError::Payload { message: "PUBLISH", header: BARE_PUBLISH, field, problem }
 }
 
 const TOO_DEEP: PayloadError = PayloadError::TooDeep(64);
@@ -1002,7 +1000,7 @@ fn deeply_nested_input_is_refused_by_every_serializer() {
         // 1000 levels in Arguments: the message is well-formed, its payload refused,
         // and the rest of it decoded so the router can answer.
         let e = Message::decode(ser, &deep_args(ser, 1000)).unwrap_err();
-        assert_eq!(e, payload_error(bare_publish(), "Arguments", TOO_DEEP), "{ser:?}");
+        assert_eq!(e, payload_error("Arguments", TOO_DEEP), "{ser:?}");
         assert_eq!(e.to_string(), "PUBLISH.Arguments: nesting deeper than 64 levels");
     }
     // Raw bytes, not built by our encoder: 10,000 nested one-element arrays, as sent by
@@ -1015,15 +1013,18 @@ fn deeply_nested_input_is_refused_by_every_serializer() {
     cb.push(0x01);
     let js = format!("[16,1,{{}},\"t\",{}1{}]", "[".repeat(10_000), "]".repeat(10_000));
     for (ser, bytes) in [(Serializer::MsgPack, &mp[..]), (Serializer::Cbor, &cb[..]), (Serializer::Json, js.as_bytes())] {
-        assert_eq!(decode(ser, bytes), Err(payload_error(bare_publish(), "Arguments", TOO_DEEP)), "{ser:?}");
+        assert_eq!(decode(ser, bytes), Err(payload_error("Arguments", TOO_DEEP)), "{ser:?}");
     }
     // Deep ArgumentsKw after valid Arguments.
     let js = format!("[16,1,{{}},\"t\",[1],{}1{}]", "{\"k\":".repeat(100), "}".repeat(100));
-    let mut with_args = bare_publish();
-    if let Message::Publish { payload, .. } = &mut with_args {
-        payload.args = Some(Payload::from_encoded(Serializer::Json, Bytes::from_static(b"[1]")));
-    }
-    assert_eq!(decode(Serializer::Json, js.as_bytes()), Err(payload_error(with_args, "ArgumentsKw", TOO_DEEP)));
+    assert_eq!(decode(Serializer::Json, js.as_bytes()), Err(payload_error("ArgumentsKw", TOO_DEEP)));
+    // An acknowledged one says so, for the router to answer it.
+    let js = format!("[16,9,{{\"acknowledge\":true}},\"t\",{}]", "[".repeat(100) + &"]".repeat(100));
+    let header = RefusedHeader { code: 16, request: 9, request_type: 0, acknowledge: true };
+    assert_eq!(
+        decode(Serializer::Json, js.as_bytes()),
+        Err(DecodeError::Payload { message: "PUBLISH", header, field: "Arguments", problem: TOO_DEEP })
+    );
 }
 
 /// `MAX_DEPTH` (64) levels of lists and dicts are accepted by every serializer, in a header
@@ -1045,7 +1046,7 @@ fn nesting_up_to_the_limit_is_accepted_by_every_serializer() {
         assert_eq!(Message::decode(ser, &deep_header(ser, 64)), Err(header_error("PUBLISH", 2, TOO_DEEP)), "{ser:?}");
         assert_eq!(
             Message::decode(ser, &deep_args(ser, 65)),
-            Err(payload_error(bare_publish(), "Arguments", TOO_DEEP)),
+            Err(payload_error("Arguments", TOO_DEEP)),
             "{ser:?}"
         );
     }
@@ -1065,12 +1066,12 @@ fn invalid_utf8_is_refused_where_it_stands() {
     assert_eq!(decode(ser, &key), Err(header_error("PUBLISH", 2, not_utf8.clone())));
     // In Arguments: refused at the door, before anyone must transcode it.
     let args = [0x95, 0x10, 0x01, 0x80, 0xa1, b't', 0x91, 0xa1, 0xff];
-    assert_eq!(decode(ser, &args), Err(payload_error(bare_publish(), "Arguments", not_utf8.clone())));
+    assert_eq!(decode(ser, &args), Err(payload_error("Arguments", not_utf8.clone())));
     // CBOR the same way; JSON text must be UTF-8 as a whole.
     let cbor = [0x84, 0x10, 0x01, 0xa0, 0x62, 0xff, 0xfe];
     assert_eq!(decode(Serializer::Cbor, &cbor), Err(header_error("PUBLISH", 3, not_utf8.clone())));
     let cbor_args = [0x85, 0x10, 0x01, 0xa0, 0x61, b't', 0x81, 0x61, 0xff];
-    assert_eq!(decode(Serializer::Cbor, &cbor_args), Err(payload_error(bare_publish(), "Arguments", not_utf8)));
+    assert_eq!(decode(Serializer::Cbor, &cbor_args), Err(payload_error("Arguments", not_utf8)));
     assert_malformed(decode(Serializer::Json, b"[16,1,{},\"\xff\xfe\"]"), Serializer::Json, "invalid utf-8");
     assert_malformed(decode(Serializer::Json, b"[16,1,{},\"t\",[\"\xff\"]]"), Serializer::Json, "invalid utf-8");
 }
@@ -1094,7 +1095,7 @@ fn dict_keys_must_be_strings() {
     assert_malformed(decode(Serializer::Json, b"[32,1,{1:true},\"t\"]"), Serializer::Json, "key must be a string");
     // In Arguments: refused at the door.
     let mp = [0x95, 0x10, 0x01, 0x80, 0xa1, b't', 0x91, 0x81, 0x01, 0x02];
-    assert_eq!(decode(Serializer::MsgPack, &mp), Err(payload_error(bare_publish(), "Arguments", not_a_string)));
+    assert_eq!(decode(Serializer::MsgPack, &mp), Err(payload_error("Arguments", not_a_string)));
 }
 
 #[test]
@@ -1113,7 +1114,7 @@ fn json_binary_strings_need_valid_base64() {
     // A key is never binary.
     assert!(decode(json, br#"[1,"r",{"\u0000!!":1}]"#).is_ok());
     // In Arguments: refused at the door, before a MessagePack peer must receive it.
-    assert_eq!(decode(json, br#"[16,1,{},"t",["\u0000***"]]"#), Err(payload_error(bare_publish(), "Arguments", bad)));
+    assert_eq!(decode(json, br#"[16,1,{},"t",["\u0000***"]]"#), Err(payload_error("Arguments", bad)));
 }
 
 #[test]
@@ -1123,7 +1124,7 @@ fn lone_surrogates_and_nul_leading_strings_are_not_representable() {
         let frame = format!(r#"[16,1,{{}},"t",{text}]"#);
         assert_eq!(
             decode(Serializer::Json, frame.as_bytes()),
-            Err(payload_error(bare_publish(), "Arguments", lone.clone())),
+            Err(payload_error("Arguments", lone.clone())),
             "{text}"
         );
     }
@@ -1131,9 +1132,9 @@ fn lone_surrogates_and_nul_leading_strings_are_not_representable() {
     // A MessagePack or CBOR string starting with U+0000 would read as binary in JSON.
     let nul = PayloadError::Unrepresentable("a string starts with U+0000, which JSON reads as binary");
     let mp = [0x95, 0x10, 0x01, 0x80, 0xa1, b't', 0x91, 0xa2, 0x00, b'x'];
-    assert_eq!(decode(Serializer::MsgPack, &mp), Err(payload_error(bare_publish(), "Arguments", nul.clone())));
+    assert_eq!(decode(Serializer::MsgPack, &mp), Err(payload_error("Arguments", nul.clone())));
     let cb = [0x85, 0x10, 0x01, 0xa0, 0x61, b't', 0x81, 0x62, 0x00, b'x'];
-    assert_eq!(decode(Serializer::Cbor, &cb), Err(payload_error(bare_publish(), "Arguments", nul)));
+    assert_eq!(decode(Serializer::Cbor, &cb), Err(payload_error("Arguments", nul)));
     // U+0000 later in a string is an ordinary character.
     let mp = [0x95, 0x10, 0x01, 0x80, 0xa1, b't', 0x91, 0xa2, b'x', 0x00];
     assert!(decode(Serializer::MsgPack, &mp).is_ok());
@@ -1143,14 +1144,14 @@ fn lone_surrogates_and_nul_leading_strings_are_not_representable() {
 fn msgpack_extensions_and_cbor_simple_values_are_not_representable() {
     let mp = [0x95, 0x10, 0x01, 0x80, 0xa1, b't', 0x91, 0xd4, 0x01, 0x00];
     let ext = PayloadError::Unrepresentable("extension types are not supported");
-    assert_eq!(decode(Serializer::MsgPack, &mp), Err(payload_error(bare_publish(), "Arguments", ext)));
+    assert_eq!(decode(Serializer::MsgPack, &mp), Err(payload_error("Arguments", ext)));
     let cb = [0x85, 0x10, 0x01, 0xa0, 0x61, b't', 0x81, 0xf8, 0x20];
     let simple = PayloadError::Unrepresentable("CBOR simple values are not supported");
-    assert_eq!(decode(Serializer::Cbor, &cb), Err(payload_error(bare_publish(), "Arguments", simple)));
+    assert_eq!(decode(Serializer::Cbor, &cb), Err(payload_error("Arguments", simple)));
     // Below -2^63 is no integer every serializer has.
     let cb = [0x85, 0x10, 0x01, 0xa0, 0x61, b't', 0x81, 0x3b, 0x80, 0, 0, 0, 0, 0, 0, 0];
     let range = PayloadError::Unrepresentable("an integer is below -2^63");
-    assert_eq!(decode(Serializer::Cbor, &cb), Err(payload_error(bare_publish(), "Arguments", range)));
+    assert_eq!(decode(Serializer::Cbor, &cb), Err(payload_error("Arguments", range)));
     // Half floats, undefined and tags are fine: 1.5 (f16), undefined, tag 1 (epoch) 0.
     let cb = [0x85, 0x10, 0x01, 0xa0, 0x61, b't', 0x83, 0xf9, 0x3e, 0x00, 0xf7, 0xc1, 0x00];
     let m = decode(Serializer::Cbor, &cb).unwrap();

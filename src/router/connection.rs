@@ -6,19 +6,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::{Outbox, Outgoing};
-use super::session::{ConnInfo, Flow, Session};
-use super::{Admission, Router};
-use crate::transport::{FrameReader, FrameWriter, Inbound, TransportError};
+use super::admission::Admission;
+use super::frames::{CloseReason, ConnInfo, FrameReader, FrameWriter, Inbound, TransportError};
+use super::outbox::Outbox;
+use super::session::{Flow, Session};
+use super::Router;
 
 /// Frames written per flush at most.
 const BATCH: usize = 128;
+/// Bytes taken per batch at most (unless one frame is larger): what a writer holds
+/// beyond its outbox.
+const BATCH_BYTES: usize = 256 * 1024;
 /// How long a closing session waits for the peer's GOODBYE reply.
 const GOODBYE_WAIT: Duration = Duration::from_secs(2);
 
-/// Serves one connection until it ends. `admission` holds its place in `max_sessions`.
+/// Serves one connection until it ends. `admission` holds its place among the
+/// connections; it is marked established when the session is.
 pub async fn serve<R: FrameReader, W: FrameWriter>(
     router: Arc<Router>,
     admission: Admission,
@@ -26,18 +32,19 @@ pub async fn serve<R: FrameReader, W: FrameWriter>(
     mut reader: R,
     writer: W,
 ) {
-    let outbox = Arc::new(Outbox::new(router.outbox_limits()));
+    let outbox = Arc::new(Outbox::new(router.outbox_limits(), router.budget.clone()));
     let kill = CancellationToken::new();
     let started = Instant::now();
     let last_seen = Arc::new(AtomicU64::new(0));
-    let writer_task = tokio::spawn(write_loop(
+    let (close_tx, close_rx) = oneshot::channel();
+    let mut writer_task = tokio::spawn(write_loop(
         writer,
         outbox.clone(),
         kill.clone(),
         last_seen.clone(),
         started,
-        router.limits.ping_interval,
-        router.limits.write_timeout,
+        (router.limits.ping_interval, router.limits.write_timeout),
+        close_rx,
     ));
 
     let mut session = Session::new(router.clone(), conn, outbox.clone(), kill.clone());
@@ -51,7 +58,12 @@ pub async fn serve<R: FrameReader, W: FrameWriter>(
     tokio::pin!(shutdown_signal);
     let killed = kill.cancelled();
     tokio::pin!(killed);
+    let evicted = admission.evicted().clone();
+    let evicted = evicted.cancelled();
+    tokio::pin!(evicted);
+    let mut established = false;
     let mut shutting_down = false;
+    let mut close_reason = CloseReason::Normal;
     loop {
         tokio::select! {
             inbound = reader.next() => {
@@ -59,27 +71,32 @@ pub async fn serve<R: FrameReader, W: FrameWriter>(
                 match inbound {
                     None => break,
                     Some(Ok(Inbound::Message(frame))) => {
-                        if session.handle_frame(frame) == Flow::Close {
+                        let flow = session.handle_frame(frame);
+                        if !established && session.is_established() {
+                            established = true;
+                            admission.establish();
+                        }
+                        if flow == Flow::Close {
                             break;
                         }
                     }
                     Some(Ok(Inbound::Ping(payload))) => {
-                        let _ = outbox.push(Outgoing::Pong(payload));
+                        // Dropped like an event when the peer does not read its PONGs.
+                        let _ = outbox.push_pong(payload);
                     }
                     Some(Ok(Inbound::Alive)) => {}
-                    Some(Err(TransportError::TooLarge { size, limit })) => {
-                        router.metrics.oversized_messages.inc();
-                        session.too_large(size, limit);
-                        break;
-                    }
                     Some(Err(e)) => {
-                        tracing::debug!(session = %session.id(), error = %e, "transport error");
+                        close_reason = transport_error(&router, &mut session, e).unwrap_or_default();
                         break;
                     }
                 }
             }
-            _ = &mut hello_deadline, if !session.is_established() => {
+            _ = &mut hello_deadline, if !established => {
                 session.hello_timeout();
+                break;
+            }
+            _ = &mut evicted, if !established => {
+                session.evicted();
                 break;
             }
             _ = &mut shutdown_signal, if !shutting_down => {
@@ -94,14 +111,40 @@ pub async fn serve<R: FrameReader, W: FrameWriter>(
         }
     }
     session.leave();
+    let _ = close_tx.send(close_reason);
     outbox.close();
     // The writer delivers what is queued (an ABORT or GOODBYE) and closes; a writer that
-    // cannot finish within the write timeout is abandoned.
+    // cannot finish within the write timeout, or by the end of a shutdown's grace, is
+    // abandoned.
     let limit = router.limits.write_timeout + Duration::from_millis(100);
-    if tokio::time::timeout(limit, writer_task).await.is_err() {
-        kill.cancel();
+    tokio::select! {
+        _ = tokio::time::timeout(limit, &mut writer_task) => {}
+        _ = router.force_close.cancelled() => {}
     }
+    kill.cancel();
     drop(admission);
+}
+
+/// What the session is told of a transport error; returns how to close (None: the
+/// connection is gone).
+fn transport_error(router: &Router, session: &mut Session, e: TransportError) -> Option<CloseReason> {
+    let reason = e.close_reason();
+    match e {
+        TransportError::TooLarge { size, limit } => {
+            router.metrics.oversized_messages.inc();
+            session.too_large(size, limit);
+        }
+        TransportError::Incomplete(after) => {
+            router.metrics.incomplete_messages.inc();
+            session.incomplete(after);
+        }
+        TransportError::Protocol(ref m) | TransportError::InvalidData(ref m) => {
+            router.metrics.protocol_violations.inc();
+            tracing::info!(session = %session.id(), "transport protocol violation: {m}");
+        }
+        TransportError::Io(e) => tracing::debug!(session = %session.id(), error = %e, "transport error"),
+    }
+    reason
 }
 
 async fn write_loop<W: FrameWriter>(
@@ -110,8 +153,8 @@ async fn write_loop<W: FrameWriter>(
     kill: CancellationToken,
     last_seen: Arc<AtomicU64>,
     started: Instant,
-    ping_interval: Duration,
-    write_timeout: Duration,
+    (ping_interval, write_timeout): (Duration, Duration),
+    close_reason: oneshot::Receiver<CloseReason>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let pinging = !ping_interval.is_zero();
@@ -121,12 +164,13 @@ async fn write_loop<W: FrameWriter>(
     tokio::pin!(killed);
     loop {
         tokio::select! {
-            more = outbox.next_batch(&mut batch, BATCH) => {
+            more = outbox.next_batch(&mut batch, BATCH, BATCH_BYTES) => {
                 if !more {
                     break;
                 }
                 // `send` drains the batch, on error too.
                 let sent = tokio::time::timeout(write_timeout, writer.send(&mut batch)).await;
+                outbox.written();
                 match sent {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
@@ -156,5 +200,6 @@ async fn write_loop<W: FrameWriter>(
             _ = &mut killed => return,
         }
     }
-    writer.close().await;
+    let reason = close_reason.await.unwrap_or_default();
+    let _ = tokio::time::timeout(write_timeout, writer.close(reason)).await;
 }

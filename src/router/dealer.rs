@@ -180,6 +180,7 @@ impl Dealer {
                     WampError::PayloadSizeExceeded(format!("the call of {n} bytes exceeds the callee's maximum message size"))
                 }
                 SendError::Encode(m) => WampError::InvalidArgument(m),
+                e @ SendError::Budget(_) => WampError::LimitReached(e.to_string()),
                 SendError::Gone => WampError::Canceled("the callee left".into()),
             });
         }
@@ -241,6 +242,7 @@ impl Dealer {
                 WampError::PayloadSizeExceeded(format!("the result of {n} bytes exceeds the caller's maximum message size"))
             }
             SendError::Encode(m) => WampError::InvalidArgument(m),
+            e @ SendError::Budget(_) => WampError::LimitReached(e.to_string()),
         };
         let _ = caller.send(&error_message(code::CALL, caller_request, &err, caller));
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::{Outbox, Outgoing, PushError};
+use super::outbox::{Outbox, PushError};
 use crate::wamp::ids::{IdSequence, SessionId};
 use crate::wamp::{Message, Serializer};
 
@@ -53,7 +53,7 @@ impl SessionHandle {
         authid: String,
         authrole: String,
         authmethod: String,
-        conn: &super::session::ConnInfo,
+        conn: &super::frames::ConnInfo,
         features: PeerFeatures,
         outbox: Arc<Outbox>,
         kill: CancellationToken,
@@ -86,17 +86,19 @@ impl SessionHandle {
     }
 
     pub fn send_frame(&self, frame: Bytes) -> Result<(), SendError> {
-        if frame.len() > self.max_outgoing {
-            return Err(SendError::TooLarge(frame.len()));
+        let len = frame.len();
+        if len > self.max_outgoing {
+            return Err(SendError::TooLarge(len));
         }
-        match self.outbox.push(Outgoing::Frame(frame)) {
+        match self.outbox.push(frame) {
             Ok(()) => Ok(()),
             Err(PushError::Overflow) => {
                 tracing::warn!(session = %self.id, "outbox overflow on RPC traffic: closing the session");
                 self.close_now();
                 Err(SendError::Gone)
             }
-            Err(_) => Err(SendError::Gone),
+            Err(PushError::Budget) => Err(SendError::Budget(len)),
+            Err(PushError::Full | PushError::Closed) => Err(SendError::Gone),
         }
     }
 
@@ -118,6 +120,8 @@ pub enum SendError {
     Encode(String),
     #[error("the message of {0} bytes exceeds the peer's maximum message size")]
     TooLarge(usize),
+    #[error("the message of {0} bytes cannot be queued: the router's memory budget is spent")]
+    Budget(usize),
     #[error("the peer is gone")]
     Gone,
 }

@@ -10,10 +10,14 @@ use prometheus_client::registry::Registry;
 pub struct Metrics {
     registry: Registry,
     pub sessions: Gauge,
+    /// Set from the memory budget when metrics are rendered.
+    pub budget_used: Gauge,
     pub events_published: Counter,
     pub events_delivered: Counter,
     /// Events not queued because the subscriber's outbox was full.
     pub events_dropped_full: Counter,
+    /// Events not queued because the process's memory budget was spent.
+    pub events_dropped_budget: Counter,
     /// Events not sent because they exceed the subscriber's maximum message size.
     pub events_dropped_too_large: Counter,
     /// Events not sent because they could not be encoded for the subscriber's serializer.
@@ -27,7 +31,13 @@ pub struct Metrics {
     /// Messages refused for a payload the router cannot carry (too deep, not representable).
     pub payloads_refused: Counter,
     pub oversized_messages: Counter,
+    /// Connections closed because a message was not completed within the frame timeout.
+    pub incomplete_messages: Counter,
     pub sessions_refused: Counter,
+    /// `accept` calls that failed (out of descriptors, memory, ...).
+    pub accept_errors: Counter,
+    /// Connections closed to make room: the oldest without a session, at the limit.
+    pub connections_evicted: Counter,
     /// Authentications refused for a wrong secret.
     pub auth_failures: Counter,
     /// Authentications refused unchecked: the peer failed too often.
@@ -45,10 +55,12 @@ impl Metrics {
         let mut registry = Registry::with_prefix("switchyard");
         let m = Metrics {
             sessions: Gauge::default(),
+            budget_used: Gauge::default(),
             events_published: Counter::default(),
             events_delivered: Counter::default(),
             events_dropped_full: Counter::default(),
             events_dropped_too_large: Counter::default(),
+            events_dropped_budget: Counter::default(),
             event_encodes: Counter::default(),
             events_dropped_untranscodable: Counter::default(),
             calls: Counter::default(),
@@ -56,7 +68,10 @@ impl Metrics {
             protocol_violations: Counter::default(),
             payloads_refused: Counter::default(),
             oversized_messages: Counter::default(),
+            incomplete_messages: Counter::default(),
             sessions_refused: Counter::default(),
+            connections_evicted: Counter::default(),
+            accept_errors: Counter::default(),
             auth_failures: Counter::default(),
             auth_throttled: Counter::default(),
             registry: Registry::default(),
@@ -75,6 +90,16 @@ impl Metrics {
             "EVENTs dropped: the payload could not be encoded for the subscriber's serializer",
             m.events_dropped_untranscodable.clone(),
         );
+        registry.register(
+            "events_dropped_budget",
+            "EVENTs dropped: the process's memory budget was spent",
+            m.events_dropped_budget.clone(),
+        );
+        registry.register(
+            "memory_budget_used_bytes",
+            "Bytes held in partially received and queued messages, charged to memory_budget_bytes",
+            m.budget_used.clone(),
+        );
         registry.register("event_encodes", "EVENT frames encoded (once per subscription and serializer)", m.event_encodes.clone());
         registry.register("calls", "CALLs routed to a callee", m.calls.clone());
         registry.register("calls_refused", "CALLs refused: the caller had max_calls_per_session in flight", m.calls_refused.clone());
@@ -85,7 +110,18 @@ impl Metrics {
             m.payloads_refused.clone(),
         );
         registry.register("oversized_messages", "Connections closed for a message above the size limit", m.oversized_messages.clone());
+        registry.register(
+            "incomplete_messages",
+            "Connections closed: a message not completed within frame_timeout_ms of its first byte",
+            m.incomplete_messages.clone(),
+        );
         registry.register("sessions_refused", "Connections refused at the session limit", m.sessions_refused.clone());
+        registry.register(
+            "connections_evicted",
+            "Connections without a session closed to make room for a new one at the connection limit",
+            m.connections_evicted.clone(),
+        );
+        registry.register("accept_errors", "accept() calls that failed (e.g. out of descriptors)", m.accept_errors.clone());
         registry.register("auth_failures", "Authentications refused: wrong secret", m.auth_failures.clone());
         registry.register(
             "auth_throttled",

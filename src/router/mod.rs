@@ -2,11 +2,14 @@
 //! Transports hand it connections (`connection::serve`); it hands back frames through
 //! each session's bounded outbox.
 
+pub mod admission;
 pub mod broker;
+pub mod budget;
 pub mod connection;
 pub mod dealer;
 pub mod error;
 pub mod features;
+pub mod frames;
 pub mod handle;
 pub mod metrics;
 pub mod outbox;
@@ -14,13 +17,14 @@ pub mod realm;
 pub mod session;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Limits};
+use admission::{Admit, Gate};
+use budget::MemoryBudget;
 use metrics::Metrics;
 use outbox::OutboxLimits;
 use realm::Realm;
@@ -32,33 +36,42 @@ pub struct Router {
     pub metrics: Arc<Metrics>,
     /// Cancelled on SIGTERM/SIGINT: every session says GOODBYE `wamp.close.system_shutdown`.
     pub shutdown: CancellationToken,
+    /// Cancelled when a shutdown's grace is nearly over: connections still open are
+    /// dropped without waiting for their writers.
+    pub force_close: CancellationToken,
     /// Every connection task, so shutdown can wait for them.
     pub connections: TaskTracker,
-    open: AtomicUsize,
+    gate: Arc<Gate>,
+    pub budget: Arc<MemoryBudget>,
 }
 
-/// Holds one of `max_sessions` places while a connection is open.
-#[derive(Debug)]
-pub struct Admission(Arc<Router>);
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
-    }
+/// How many connections the process may hold, as the server worked it out from the
+/// descriptor limit (`transport::fd_limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimit {
+    /// Connections admitted at most (`max_sessions` or less).
+    pub max: usize,
+    /// Descriptors kept back for listeners, logs, refusals and evictions in progress.
+    pub reserve: usize,
 }
 
 impl Router {
-    pub fn new(config: &Config) -> Arc<Router> {
+    pub fn new(config: &Config, connections: ConnectionLimit) -> Arc<Router> {
         let metrics = Arc::new(Metrics::new());
-        let realms =
-            config.realms.iter().map(|r| (r.name.clone(), Arc::new(Realm::from_config(r, &config.limits, metrics.clone())))).collect();
+        let realms = config
+            .realms
+            .iter()
+            .map(|r| (r.name.clone(), Arc::new(Realm::from_config(r, &config.limits, metrics.clone()))))
+            .collect();
         Arc::new(Router {
             limits: config.limits.clone(),
             realms,
+            gate: Arc::new(Gate::new(connections.max, connections.reserve, metrics.clone())),
+            budget: Arc::new(MemoryBudget::new(config.limits.memory_budget)),
             metrics,
             shutdown: CancellationToken::new(),
+            force_close: CancellationToken::new(),
             connections: TaskTracker::new(),
-            open: AtomicUsize::new(0),
         })
     }
 
@@ -74,28 +87,40 @@ impl Router {
         }
     }
 
-    /// Takes a connection place, or None at `max_sessions` (the transport refuses the
-    /// connection in its own way: RawSocket error 4, HTTP 503).
-    pub fn admit(self: &Arc<Self>) -> Option<Admission> {
-        let n = self.open.fetch_add(1, Ordering::Relaxed);
-        if n >= self.limits.max_sessions || self.shutdown.is_cancelled() {
-            self.open.fetch_sub(1, Ordering::Relaxed);
-            self.metrics.sessions_refused.inc();
-            return None;
-        }
-        Some(Admission(self.clone()))
+    /// Decides about a connection just accepted (see `admission.rs`).
+    pub fn admit(&self) -> Admit {
+        self.gate.admit(self.shutdown.is_cancelled())
     }
 
     pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
+        self.gate.open()
     }
 
-    /// Starts a graceful shutdown and waits (up to `grace`) for every connection to end.
+    /// The metrics as Prometheus text, with the gauges read now.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.budget_used.set(self.budget.used() as i64);
+        self.metrics.render()
+    }
+
+    /// The connection limit in force.
+    pub fn max_connections(&self) -> usize {
+        self.gate.limit()
+    }
+
+    /// Starts a graceful shutdown and returns within `grace`: every session is told
+    /// GOODBYE and given time to answer; a second before the end, connections still
+    /// open (peers that do not read, writers stuck) are dropped.
     pub async fn shut_down(&self, grace: std::time::Duration) {
+        let margin = (grace / 5).min(std::time::Duration::from_secs(1));
         self.shutdown.cancel();
         self.connections.close();
-        if tokio::time::timeout(grace, self.connections.wait()).await.is_err() {
-            tracing::warn!(open = self.open_connections(), "connections still open after the shutdown grace period");
+        if tokio::time::timeout(grace - margin, self.connections.wait()).await.is_ok() {
+            return;
+        }
+        tracing::warn!(open = self.open_connections(), "connections still open near the end of the shutdown grace: dropping them");
+        self.force_close.cancel();
+        if tokio::time::timeout(margin, self.connections.wait()).await.is_err() {
+            tracing::warn!(open = self.open_connections(), "connections still open after the shutdown grace");
         }
     }
 }

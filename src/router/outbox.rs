@@ -1,17 +1,30 @@
 //! The bounded outbox between the router and one session's writer task: the only
 //! hand-off between a publisher's socket and a subscriber's socket.
 //!
-//! Frames are already encoded (`Bytes`, shared between subscribers). Two push paths:
+//! Frames are already encoded (`Bytes`, shared between subscribers). Bytes count from
+//! the moment a frame is queued until the writer has written it, and are charged to the
+//! process's memory budget in whole chunks (`budget.rs`). Three push paths:
 //! - events are dropped when the outbox holds `max_messages` frames or `max_bytes` bytes,
-//!   so a slow subscriber never slows a publisher (the caller counts and marks the gap);
+//!   or when the budget cannot cover them, so a slow subscriber never slows a publisher
+//!   (the caller counts and marks the gap). An empty queue always takes one event, so an
+//!   event larger than `max_bytes` still reaches a subscriber that keeps up;
 //! - RPC and session control are never dropped; past the hard `rpc_bytes` cap the
-//!   session is beyond saving and the caller closes it.
+//!   session is beyond saving and the caller closes it. A large RPC message the budget
+//!   cannot cover is refused (the caller fails the call instead); a small one is
+//!   charged even past the budget, since it is the answer that says what happened;
+//! - a RawSocket PONG is dropped like an event: a peer that does not read its PONGs
+//!   must not make the router hold copies of its PINGs.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+
+use super::budget::{MemoryBudget, CHUNK};
+
+/// RPC and control messages up to this size are charged to the budget even past it.
+const SMALL: usize = 4 * 1024;
 
 /// What the writer task sends.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,10 +36,14 @@ pub enum Outgoing {
 }
 
 impl Outgoing {
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         match self {
             Outgoing::Frame(b) | Outgoing::Pong(b) => b.len(),
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -41,6 +58,8 @@ pub struct OutboxLimits {
 pub enum PushError {
     /// The event bound is reached; the event was not queued.
     Full,
+    /// The process's memory budget cannot cover the message; it was not queued.
+    Budget,
     /// The hard cap is reached even for RPC: the session must be closed.
     Overflow,
     /// The session is closing; nothing more is sent.
@@ -50,8 +69,19 @@ pub enum PushError {
 #[derive(Debug, Default)]
 struct State {
     queue: VecDeque<Outgoing>,
-    bytes: usize,
+    /// Bytes in `queue`.
+    queued: usize,
+    /// Bytes the writer took in its last batch and has not finished writing.
+    in_flight: usize,
+    /// Bytes charged to the budget: whole chunks covering `queued + in_flight`.
+    leased: usize,
     closed: bool,
+}
+
+impl State {
+    fn held(&self) -> usize {
+        self.queued + self.in_flight
+    }
 }
 
 #[derive(Debug)]
@@ -59,11 +89,16 @@ pub struct Outbox {
     state: Mutex<State>,
     ready: Notify,
     limits: OutboxLimits,
+    budget: Arc<MemoryBudget>,
+}
+
+fn chunks(bytes: usize) -> usize {
+    bytes.div_ceil(CHUNK) * CHUNK
 }
 
 impl Outbox {
-    pub fn new(limits: OutboxLimits) -> Outbox {
-        Outbox { state: Mutex::new(State::default()), ready: Notify::new(), limits }
+    pub fn new(limits: OutboxLimits, budget: Arc<MemoryBudget>) -> Outbox {
+        Outbox { state: Mutex::new(State::default()), ready: Notify::new(), limits, budget }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -72,39 +107,71 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues an event unless the outbox is at its event bound. An empty outbox takes
-    /// any event, so an event larger than `max_bytes` (but within the message size
-    /// limit) still reaches a subscriber that keeps up.
+    /// Extends the lease to cover `held` bytes; false when the budget cannot.
+    fn lease(&self, s: &mut State, held: usize, force: bool) -> bool {
+        if held <= s.leased {
+            return true;
+        }
+        let more = chunks(held) - s.leased;
+        if !self.budget.try_charge(more) {
+            if !force {
+                return false;
+            }
+            self.budget.force_charge(more);
+        }
+        s.leased += more;
+        true
+    }
+
+    fn enqueue(&self, mut s: std::sync::MutexGuard<'_, State>, item: Outgoing) {
+        s.queued += item.len();
+        s.queue.push_back(item);
+        drop(s);
+        self.ready.notify_one();
+    }
+
+    /// Queues an event unless the outbox is at its event bound or the budget is spent.
     pub fn push_event(&self, frame: Bytes) -> Result<(), PushError> {
+        self.push_droppable(Outgoing::Frame(frame))
+    }
+
+    fn push_droppable(&self, item: Outgoing) -> Result<(), PushError> {
         let mut s = self.lock();
         if s.closed {
             return Err(PushError::Closed);
         }
-        let full = s.queue.len() >= self.limits.max_messages || s.bytes + frame.len() > self.limits.max_bytes;
+        let held = s.held() + item.len();
+        let full = s.queue.len() >= self.limits.max_messages || held > self.limits.max_bytes;
         if full && !s.queue.is_empty() {
             return Err(PushError::Full);
         }
-        s.bytes += frame.len();
-        s.queue.push_back(Outgoing::Frame(frame));
-        drop(s);
-        self.ready.notify_one();
+        if !self.lease(&mut s, held, false) {
+            return Err(PushError::Budget);
+        }
+        self.enqueue(s, item);
         Ok(())
     }
 
     /// Queues a frame that must not be dropped (RPC, session control).
-    pub fn push(&self, item: Outgoing) -> Result<(), PushError> {
+    pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
         let mut s = self.lock();
         if s.closed {
             return Err(PushError::Closed);
         }
-        if s.bytes + item.len() > self.limits.rpc_bytes {
+        let held = s.held() + frame.len();
+        if held > self.limits.rpc_bytes {
             return Err(PushError::Overflow);
         }
-        s.bytes += item.len();
-        s.queue.push_back(item);
-        drop(s);
-        self.ready.notify_one();
+        if !self.lease(&mut s, held, frame.len() <= SMALL) {
+            return Err(PushError::Budget);
+        }
+        self.enqueue(s, Outgoing::Frame(frame));
         Ok(())
+    }
+
+    /// Queues a RawSocket PONG, or drops it when the outbox could not take an event.
+    pub fn push_pong(&self, payload: Bytes) -> Result<(), PushError> {
+        self.push_droppable(Outgoing::Pong(payload))
     }
 
     /// Stops accepting frames. What is queued is still delivered, then the writer ends.
@@ -118,7 +185,8 @@ impl Outbox {
         let mut s = self.lock();
         s.closed = true;
         s.queue.clear();
-        s.bytes = 0;
+        s.queued = 0;
+        self.shrink_lease(&mut s);
         drop(s);
         self.ready.notify_one();
     }
@@ -135,19 +203,40 @@ impl Outbox {
         self.len() == 0
     }
 
-    /// Waits for frames and moves up to `max` of them into `batch`. Returns false once
-    /// the outbox is closed and empty. Cancel-safe: nothing is taken before the wait ends.
-    pub async fn next_batch(&self, batch: &mut Vec<Outgoing>, max: usize) -> bool {
+    /// Bytes queued or being written.
+    pub fn held_bytes(&self) -> usize {
+        self.lock().held()
+    }
+
+    /// Gives back the budget no longer needed: the lease covers what is held, in chunks.
+    fn shrink_lease(&self, s: &mut State) {
+        let keep = chunks(s.held());
+        if s.leased > keep {
+            self.budget.release(s.leased - keep);
+            s.leased = keep;
+        }
+    }
+
+    /// Waits for frames and moves them into `batch`: up to `max_frames`, and no more
+    /// than `max_bytes` unless a single frame is larger. Returns false once the outbox is
+    /// closed and empty. Cancel-safe: nothing is taken before the wait ends. The caller
+    /// reports with `written` when the batch is out.
+    pub async fn next_batch(&self, batch: &mut Vec<Outgoing>, max_frames: usize, max_bytes: usize) -> bool {
         loop {
             {
                 let mut s = self.lock();
                 if !s.queue.is_empty() {
-                    let n = s.queue.len().min(max);
-                    let state = &mut *s;
-                    for item in state.queue.drain(..n) {
-                        state.bytes -= item.len();
+                    let mut taken = 0;
+                    while let Some(front) = s.queue.front() {
+                        if batch.len() == max_frames || (taken > 0 && taken + front.len() > max_bytes) {
+                            break;
+                        }
+                        let Some(item) = s.queue.pop_front() else { break };
+                        taken += item.len();
                         batch.push(item);
                     }
+                    s.queued -= taken;
+                    s.in_flight += taken;
                     return true;
                 }
                 if s.closed {
@@ -157,52 +246,135 @@ impl Outbox {
             self.ready.notified().await;
         }
     }
+
+    /// The writer has written (or given up on) everything it took.
+    pub fn written(&self) {
+        let mut s = self.lock();
+        s.in_flight = 0;
+        self.shrink_lease(&mut s);
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let leased = self.lock().leased;
+        self.budget.release(leased);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn outbox_with(budget: usize) -> (Outbox, Arc<MemoryBudget>) {
+        let budget = Arc::new(MemoryBudget::new(budget));
+        (Outbox::new(OutboxLimits { max_messages: 2, max_bytes: 10, rpc_bytes: 20 }, budget.clone()), budget)
+    }
+
     fn outbox() -> Outbox {
-        Outbox::new(OutboxLimits { max_messages: 2, max_bytes: 10, rpc_bytes: 20 })
+        outbox_with(1 << 30).0
+    }
+
+    fn frame(s: &'static [u8]) -> Bytes {
+        Bytes::from_static(s)
     }
 
     #[tokio::test]
     async fn events_are_dropped_at_the_bound_rpc_is_not() {
         let o = outbox();
-        assert_eq!(o.push_event(Bytes::from_static(b"aaaa")), Ok(()));
-        assert_eq!(o.push_event(Bytes::from_static(b"bbbb")), Ok(()));
-        assert_eq!(o.push_event(Bytes::from_static(b"c")), Err(PushError::Full));
-        assert_eq!(o.push(Outgoing::Frame(Bytes::from_static(b"rpc-frame"))), Ok(()));
-        assert_eq!(o.push(Outgoing::Frame(Bytes::from_static(b"too-much"))), Err(PushError::Overflow));
+        assert_eq!(o.push_event(frame(b"aaaa")), Ok(()));
+        assert_eq!(o.push_event(frame(b"bbbb")), Ok(()));
+        assert_eq!(o.push_event(frame(b"c")), Err(PushError::Full));
+        assert_eq!(o.push(frame(b"rpc-frame")), Ok(()));
+        assert_eq!(o.push(frame(b"too-much")), Err(PushError::Overflow));
         let mut batch = Vec::new();
-        assert!(o.next_batch(&mut batch, 10).await);
+        assert!(o.next_batch(&mut batch, 10, 1 << 20).await);
         assert_eq!(batch.len(), 3);
-        assert_eq!(batch[2], Outgoing::Frame(Bytes::from_static(b"rpc-frame")));
-        assert_eq!(o.push_event(Bytes::from_static(b"dddd")), Ok(()));
+        assert_eq!(batch[2], Outgoing::Frame(frame(b"rpc-frame")));
+        // Taken but not yet written still counts against the bound.
+        assert_eq!(o.push_event(frame(b"dddd")), Ok(()));
+        assert_eq!(o.push_event(frame(b"eeeeeeeeeeeeeeeeeeeeeeeeee")), Err(PushError::Full));
+        o.written();
+        assert_eq!(o.held_bytes(), 4);
     }
 
     #[tokio::test]
     async fn byte_bound_applies_to_events_but_an_empty_outbox_takes_one() {
         let o = outbox();
-        assert_eq!(o.push_event(Bytes::from_static(b"0123456789x")), Ok(()));
-        assert_eq!(o.push_event(Bytes::from_static(b"y")), Err(PushError::Full));
+        assert_eq!(o.push_event(frame(b"0123456789x")), Ok(()));
+        assert_eq!(o.push_event(frame(b"y")), Err(PushError::Full));
         let mut batch = Vec::new();
-        assert!(o.next_batch(&mut batch, 10).await);
-        assert_eq!(batch, vec![Outgoing::Frame(Bytes::from_static(b"0123456789x"))]);
-        assert_eq!(o.push_event(Bytes::from_static(b"0123456")), Ok(()));
-        assert_eq!(o.push_event(Bytes::from_static(b"0123")), Err(PushError::Full));
+        assert!(o.next_batch(&mut batch, 10, 1 << 20).await);
+        assert_eq!(batch, vec![Outgoing::Frame(frame(b"0123456789x"))]);
+        o.written();
+        assert_eq!(o.push_event(frame(b"0123456")), Ok(()));
+        assert_eq!(o.push_event(frame(b"0123")), Err(PushError::Full));
+    }
+
+    #[tokio::test]
+    async fn batches_are_bounded_in_frames_and_bytes() {
+        let o = Outbox::new(OutboxLimits { max_messages: 100, max_bytes: 100, rpc_bytes: 100 }, Arc::new(MemoryBudget::new(1 << 20)));
+        for f in [&b"aaaa"[..], b"bbbb", b"cccc", b"dddddddddddd"] {
+            o.push_event(Bytes::copy_from_slice(f)).unwrap();
+        }
+        let mut batch = Vec::new();
+        assert!(o.next_batch(&mut batch, 2, 100).await);
+        assert_eq!(batch.len(), 2);
+        batch.clear();
+        o.written();
+        // 9 bytes allowed: "cccc" fits, the 12-byte frame does not join it...
+        assert!(o.next_batch(&mut batch, 10, 9).await);
+        assert_eq!(batch, vec![Outgoing::Frame(frame(b"cccc"))]);
+        batch.clear();
+        o.written();
+        // ...but a frame larger than the byte bound goes alone.
+        assert!(o.next_batch(&mut batch, 10, 9).await);
+        assert_eq!(batch, vec![Outgoing::Frame(frame(b"dddddddddddd"))]);
+    }
+
+    #[tokio::test]
+    async fn the_budget_is_charged_in_chunks_and_given_back_when_written() {
+        let budget = Arc::new(MemoryBudget::new(2 * CHUNK));
+        let o = Outbox::new(OutboxLimits { max_messages: 100, max_bytes: 1 << 30, rpc_bytes: 1 << 30 }, budget.clone());
+        let big = Bytes::from(vec![0u8; CHUNK + 1]);
+        assert_eq!(o.push_event(frame(b"x")), Ok(()));
+        assert_eq!(budget.used(), CHUNK);
+        assert_eq!(o.push_event(big.clone()), Ok(()));
+        assert_eq!(budget.used(), 2 * CHUNK);
+        // Neither an event nor a large RPC frame fits; a small RPC frame is charged anyway.
+        assert_eq!(o.push_event(big.clone()), Err(PushError::Budget));
+        assert_eq!(o.push(big), Err(PushError::Budget));
+        for _ in 0..CHUNK / SMALL {
+            assert_eq!(o.push(Bytes::from(vec![1u8; SMALL])), Ok(()));
+        }
+        assert_eq!(o.held_bytes(), 2 * CHUNK + 2);
+        assert_eq!(budget.used(), 3 * CHUNK);
+        let mut batch = Vec::new();
+        assert!(o.next_batch(&mut batch, 100, 1 << 30).await);
+        assert_eq!(budget.used(), 3 * CHUNK, "still held while being written");
+        o.written();
+        assert_eq!(budget.used(), 0);
+        o.push(frame(b"abc")).unwrap();
+        drop(o);
+        assert_eq!(budget.used(), 0, "an outbox gives its lease back when it goes");
+    }
+
+    #[tokio::test]
+    async fn pongs_are_dropped_like_events() {
+        let o = outbox();
+        assert_eq!(o.push_pong(frame(b"0123456789")), Ok(()));
+        assert_eq!(o.push_pong(frame(b"p")), Err(PushError::Full));
     }
 
     #[tokio::test]
     async fn close_delivers_what_is_queued_then_ends() {
         let o = outbox();
-        o.push(Outgoing::Frame(Bytes::from_static(b"abort"))).unwrap();
+        o.push(frame(b"abort")).unwrap();
         o.close();
-        assert_eq!(o.push_event(Bytes::from_static(b"x")), Err(PushError::Closed));
+        assert_eq!(o.push_event(frame(b"x")), Err(PushError::Closed));
         let mut batch = Vec::new();
-        assert!(o.next_batch(&mut batch, 10).await);
+        assert!(o.next_batch(&mut batch, 10, 1 << 20).await);
         assert_eq!(batch.len(), 1);
-        assert!(!o.next_batch(&mut batch, 10).await);
+        assert!(!o.next_batch(&mut batch, 10, 1 << 20).await);
     }
 }

@@ -13,37 +13,17 @@ use super::broker::{Publication, Recipients};
 use super::dealer::{error_message, CallRequest};
 use super::error::WampError;
 use super::features::router_roles;
+use super::frames::ConnInfo;
 use super::handle::{PeerFeatures, SessionHandle};
-use super::outbox::{Outbox, Outgoing};
+use super::outbox::Outbox;
 use super::realm::Realm;
 use super::Router;
 use crate::auth::{Action, HelloOutcome, Principal};
 use crate::wamp::ids::{global_id, SessionId};
 use crate::wamp::message::code;
 use crate::wamp::uri::{self, MatchPolicy};
-use crate::wamp::error::PayloadError;
-use crate::wamp::{dict, DecodeError, Dict, Message, Serializer, Value};
-
-/// What the transport tells the router about a connection.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub serializer: Serializer,
-    pub transport: &'static str,
-    pub peer: String,
-    /// Largest message the peer accepts (RawSocket handshake), else `usize::MAX`.
-    pub max_outgoing: usize,
-}
-
-impl ConnInfo {
-    /// The peer's address without its port, the unit of authentication throttling
-    /// ("unix" for every Unix socket peer).
-    pub fn address(&self) -> &str {
-        match self.peer.rsplit_once(':') {
-            Some((host, port)) if port.parse::<u16>().is_ok() => host.trim_start_matches('[').trim_end_matches(']'),
-            _ => &self.peer,
-        }
-    }
-}
+use crate::wamp::error::{PayloadError, RefusedHeader};
+use crate::wamp::{dict, DecodeError, Dict, Message, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -97,8 +77,8 @@ impl Session {
     pub fn handle_frame(&mut self, frame: Bytes) -> Flow {
         let msg = match Message::decode(self.conn.serializer, &frame) {
             Ok(m) => m,
-            Err(DecodeError::Payload { message, field, problem }) if self.is_established() => {
-                return self.refuse_payload(*message, field, problem)
+            Err(DecodeError::Payload { message, header, field, problem }) if self.is_established() => {
+                return self.refuse_payload(message, header, field, problem)
             }
             Err(e) => return self.violation(format!("cannot decode message: {e}")),
         };
@@ -274,25 +254,21 @@ impl Session {
     /// A well-formed message whose Arguments or ArgumentsKw the router cannot carry to
     /// every peer (too deep, not representable): refused with the spec's payload
     /// validation error, `wamp.error.invalid_argument`. The session goes on.
-    fn refuse_payload(&mut self, msg: Message, field: &str, problem: PayloadError) -> Flow {
+    fn refuse_payload(&mut self, name: &str, header: RefusedHeader, field: &str, problem: PayloadError) -> Flow {
         let State::Established { realm, handle } = &self.state else { return Flow::Continue };
         let (realm, me) = (realm.clone(), handle.clone());
-        let err = WampError::InvalidArgument(format!("{}.{field}: {problem}", msg.name()));
+        let err = WampError::InvalidArgument(format!("{name}.{field}: {problem}"));
         self.router.metrics.payloads_refused.inc();
         tracing::debug!(session = %self.id, error = %err, "payload refused");
-        match msg {
-            Message::Publish { request, options, .. } => {
-                if options.get("acknowledge").and_then(Value::as_bool).unwrap_or(false) {
-                    self.push(&error_message(code::PUBLISH, request, &err, &me));
+        match (header.code, header.request_type) {
+            (code::PUBLISH, _) => {
+                if header.acknowledge {
+                    self.push(&error_message(code::PUBLISH, header.request, &err, &me));
                 }
             }
-            Message::Call { request, .. } => self.push(&error_message(code::CALL, request, &err, &me)),
-            Message::Yield { request, .. } | Message::Error { request_type: code::INVOCATION, request, .. } => {
-                realm.dealer.fail_invocation(self.id, request, &err)
-            }
-            other => {
-                return self.violation(format!("{} is not allowed from a client in an established session", other.name()))
-            }
+            (code::CALL, _) => self.push(&error_message(code::CALL, header.request, &err, &me)),
+            (code::YIELD, _) | (code::ERROR, code::INVOCATION) => realm.dealer.fail_invocation(self.id, header.request, &err),
+            _ => return self.violation(format!("{name} is not allowed from a client in an established session")),
         }
         Flow::Continue
     }
@@ -417,7 +393,7 @@ impl Session {
     fn push(&self, msg: &Message) {
         match msg.encode(self.conn.serializer) {
             Ok(frame) => {
-                if self.outbox.push(Outgoing::Frame(frame)).is_err() {
+                if self.outbox.push(frame).is_err() {
                     tracing::debug!(session = %self.id, "outbox closed or overflowing: reply not sent");
                     self.kill.cancel();
                 }
@@ -454,6 +430,20 @@ impl Session {
 
     pub fn hello_timeout(&mut self) {
         self.violation(format!("no HELLO within {:?}", self.router.limits.hello_timeout));
+    }
+
+    /// A message begun and not finished within the frame timeout.
+    pub fn incomplete(&mut self, after: std::time::Duration) {
+        self.violation(format!("a message was not completed within {after:?} of its first byte"));
+    }
+
+    /// A newer connection took this one's place at the connection limit before this one
+    /// established a session.
+    pub fn evicted(&mut self) {
+        tracing::debug!(session = %self.id, peer = %self.conn.peer, "evicted at the connection limit");
+        self.abort(WampError::ProtocolViolation(
+            "the router is at its connection limit and this connection has not established a session".into(),
+        ));
     }
 
     /// Router shutdown: GOODBYE `wamp.close.system_shutdown`. Returns false when the

@@ -1,18 +1,35 @@
 //! The HTTP side of the WebSocket port: `/health`, `/metrics`, and the WebSocket
-//! upgrade on the configured path.
+//! upgrade on the configured path, with each connection served here rather than by
+//! `axum::serve`, so that it goes through the admission gate and lives under a deadline:
+//! a connection has `handshake_timeout_ms` to send its request and upgrade (or be done
+//! with HTTP), and is closed when a newer connection takes its place at the limit.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
+use axum::Extension;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
-use super::websocket;
+use super::listener;
+use super::websocket::{self, Connection};
+use crate::router::admission::{Admission, Refusal};
 use crate::router::Router;
+
+/// Largest request head accepted (hyper's read buffer, per connection).
+const MAX_REQUEST_HEAD: usize = 32 * 1024;
+/// After the handshake deadline, a request in progress gets this long to finish.
+const DRAIN: Duration = Duration::from_secs(1);
+/// How long a refused client has to send its request before it gets the 503.
+const REFUSAL_WAIT: Duration = Duration::from_secs(1);
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 22\r\n\
+connection: close\r\n\r\nsession limit reached\n";
 
 pub fn app(router: Arc<Router>, ws_path: &str) -> axum::Router {
     axum::Router::new()
@@ -26,24 +43,83 @@ async fn health(State(router): State<Arc<Router>>) -> impl IntoResponse {
     let status = if router.shutdown.is_cancelled() { "shutting_down" } else { "ok" };
     (
         [(header::CONTENT_TYPE, "application/json")],
-        format!(r#"{{"status":"{status}","connections":{}}}"#, router.open_connections()),
+        format!(
+            r#"{{"status":"{status}","connections":{},"max_connections":{}}}"#,
+            router.open_connections(),
+            router.max_connections()
+        ),
     )
 }
 
 async fn metrics(State(router): State<Arc<Router>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], router.metrics.render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], router.render_metrics())
 }
 
 /// Serves HTTP and WebSocket until the router shuts down.
-pub async fn serve(listener: TcpListener, router: Arc<Router>, ws_path: String) -> std::io::Result<()> {
-    // WAMP messages are small and latency-bound: without TCP_NODELAY, Nagle's algorithm
-    // and delayed ACKs hold frames back for tens of milliseconds.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+pub async fn serve(l: TcpListener, router: Arc<Router>, ws_path: String) {
+    let app = app(router.clone(), &ws_path);
+    let r = router.clone();
+    let serve = move |stream, peer, admission| serve_connection(r.clone(), app.clone(), stream, peer, admission);
+    listener::run(l, router, "http", serve, refuse).await
+}
+
+async fn serve_connection(router: Arc<Router>, app: axum::Router, stream: TcpStream, peer: String, admission: Admission) {
+    let evicted = admission.evicted().clone();
+    // The upgrade takes the admission over; plain HTTP leaves it here, and the place is
+    // freed when the connection ends.
+    let context = Connection { peer, admission: Arc::new(Mutex::new(Some(admission))) };
+    let service = TowerToHyperService::new(app.layer(Extension(context)));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.max_buf_size(MAX_REQUEST_HEAD);
+    let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    tokio::pin!(conn);
+    let deadline = tokio::time::sleep(router.limits.handshake_timeout);
+    tokio::pin!(deadline);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(error = %e, "HTTP connection ended");
+                }
+                return;
+            }
+            _ = &mut deadline => {
+                if draining {
+                    return;
+                }
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+                deadline.as_mut().reset(tokio::time::Instant::now() + DRAIN);
+            }
+            _ = evicted.cancelled() => return,
+            _ = router.shutdown.cancelled(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+                deadline.as_mut().reset(tokio::time::Instant::now() + DRAIN);
+            }
         }
-    });
-    let shutdown = router.shutdown.clone();
-    let app = app(router, &ws_path).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    }
+}
+
+/// At the connection limit: the documented 503, once the request head is in (or after
+/// a second), then close.
+async fn refuse(mut stream: TcpStream, refusal: Refusal) {
+    let mut head = [0u8; 8192];
+    let mut n = 0;
+    let _ = tokio::time::timeout(REFUSAL_WAIT, async {
+        while n < head.len() {
+            match stream.read(&mut head[n..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+            if head[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    let _ = tokio::time::timeout(REFUSAL_WAIT, stream.write_all(REFUSAL)).await;
+    let _ = stream.shutdown().await;
+    drop(refusal);
 }

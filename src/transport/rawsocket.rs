@@ -1,21 +1,25 @@
 //! WAMP over RawSocket (TCP and Unix sockets): the spec's 4-octet handshake (serializer
-//! and maximum message length both ways, error replies), 4-octet frame headers with
-//! message/PING/PONG types, and the size limit checked before a payload is read.
+//! and maximum message length both ways, error replies) within `handshake_timeout_ms`,
+//! 4-octet frame headers with message/PING/PONG types, and every limit of
+//! `inbound.rs` checked from the frame header, before the payload is read.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
-use tokio_util::codec::{Decoder, FramedRead};
+use tokio::time::Instant;
+use tokio_util::codec::Decoder;
 
-use super::{FrameReader, FrameWriter, Inbound, TransportError};
+use super::inbound::InboundLimits;
+use super::listener;
+use super::{CloseReason, FrameReader, FrameWriter, Inbound, TransportError};
+use crate::router::admission::{Admission, Refusal};
 use crate::router::connection;
+use crate::router::frames::ConnInfo;
 use crate::router::outbox::Outgoing;
-use crate::router::session::ConnInfo;
 use crate::router::Router;
 use crate::wamp::Serializer;
 
@@ -23,6 +27,14 @@ const MAGIC: u8 = 0x7F;
 /// Initial read buffer; it grows for large frames. Small, because 100k idle sessions
 /// each hold one.
 const READ_BUFFER: usize = 1024;
+/// A large frame's buffer grows by at most this much per read, so that a header
+/// announcing 16 MiB costs nothing until the bytes arrive.
+const READ_STEP: usize = 64 * 1024;
+/// Frames up to this size are gathered into one write with their neighbours; larger
+/// ones are written from where they lie.
+const GATHER_MAX: usize = 16 * 1024;
+/// How long a refused client has to send its handshake before it gets error 4.
+const REFUSAL_WAIT: Duration = Duration::from_secs(1);
 
 /// Handshake error codes (upper nibble of the second octet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,80 +83,83 @@ pub fn announced_limit(max_message_size: usize) -> usize {
     1usize << (9 + length_exponent(max_message_size))
 }
 
-pub async fn serve_tcp(listener: TcpListener, router: Arc<Router>) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let (r, w) = stream.into_split();
-                    spawn_connection(router.clone(), r, w, peer.to_string(), "rawsocket");
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "rawsocket accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = router.shutdown.cancelled() => return,
-        }
-    }
+pub async fn serve_tcp(l: TcpListener, router: Arc<Router>) {
+    let r = router.clone();
+    let serve = move |stream: tokio::net::TcpStream, peer, admission| {
+        let (rd, wr) = stream.into_split();
+        handshake_and_serve(r.clone(), rd, wr, peer, "rawsocket", admission)
+    };
+    listener::run(l, router, "rawsocket", serve, |stream, refusal| {
+        let (rd, wr) = stream.into_split();
+        refuse(rd, wr, refusal)
+    })
+    .await
 }
 
-pub async fn serve_unix(listener: UnixListener, router: Arc<Router>) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let (r, w) = stream.into_split();
-                    spawn_connection(router.clone(), r, w, "unix".into(), "rawsocket-unix");
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "unix socket accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = router.shutdown.cancelled() => return,
-        }
-    }
+pub async fn serve_unix(l: UnixListener, router: Arc<Router>) {
+    let r = router.clone();
+    let serve = move |stream: tokio::net::UnixStream, peer, admission| {
+        let (rd, wr) = stream.into_split();
+        handshake_and_serve(r.clone(), rd, wr, peer, "rawsocket-unix", admission)
+    };
+    listener::run(l, router, "unix", serve, |stream, refusal| {
+        let (rd, wr) = stream.into_split();
+        refuse(rd, wr, refusal)
+    })
+    .await
 }
 
-fn spawn_connection<R, W>(router: Arc<Router>, r: R, w: W, peer: String, transport: &'static str)
+/// At the connection limit: the client's handshake is answered with error 4
+/// (maximum connection count reached).
+async fn refuse<R, W>(mut r: R, mut w: W, refusal: Refusal)
 where
-    R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
-    let tracker = router.connections.clone();
-    tracker.spawn(async move {
-        if let Err(e) = handshake_and_serve(router, r, w, peer, transport).await {
-            tracing::debug!(error = %e, "rawsocket connection ended during the handshake");
-        }
-    });
+    let mut req = [0u8; 4];
+    if let Ok(Ok(_)) = tokio::time::timeout(REFUSAL_WAIT, r.read_exact(&mut req)).await {
+        let _ = tokio::time::timeout(REFUSAL_WAIT, w.write_all(&reply_error(HandshakeError::ConnectionLimit))).await;
+        let _ = w.shutdown().await;
+    }
+    drop(refusal);
 }
 
-async fn handshake_and_serve<R, W>(router: Arc<Router>, mut r: R, mut w: W, peer: String, transport: &'static str) -> io::Result<()>
-where
+async fn handshake_and_serve<R, W>(
+    router: Arc<Router>,
+    mut r: R,
+    mut w: W,
+    peer: String,
+    transport: &'static str,
+    admission: Admission,
+) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let mut req = [0u8; 4];
-    tokio::time::timeout(router.limits.hello_timeout, r.read_exact(&mut req))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no handshake"))??;
+    let read = tokio::select! {
+        read = tokio::time::timeout(router.limits.handshake_timeout, r.read_exact(&mut req)) => read,
+        _ = admission.evicted().cancelled() => return,
+    };
+    if !matches!(read, Ok(Ok(_))) {
+        tracing::debug!(peer, "rawsocket connection ended before its handshake");
+        return;
+    }
     let accepted = match parse_handshake(req) {
         Ok(Some(a)) => a,
-        Ok(None) => return Ok(()),
-        Err(e) => return w.write_all(&reply_error(e)).await,
+        Ok(None) => return,
+        Err(e) => {
+            let _ = w.write_all(&reply_error(e)).await;
+            return;
+        }
     };
-    let Some(admission) = router.admit() else {
-        return w.write_all(&reply_error(HandshakeError::ConnectionLimit)).await;
-    };
-    let limit = router.limits.max_message_size;
-    w.write_all(&reply_ok(accepted.serializer, limit)).await?;
+    let limit = announced_limit(router.limits.max_message_size);
+    if w.write_all(&reply_ok(accepted.serializer, router.limits.max_message_size)).await.is_err() {
+        return;
+    }
     let conn = ConnInfo { serializer: accepted.serializer, transport, peer, max_outgoing: accepted.client_max };
-    let reader = RawReader { frames: FramedRead::with_capacity(r, RawCodec { limit: announced_limit(limit) }, READ_BUFFER) };
-    let writer = RawWriter { w };
-    connection::serve(router, admission, conn, reader, writer).await;
-    Ok(())
+    let limits = InboundLimits::new(&router, admission.established_flag(), limit);
+    let reader = RawReader::new(r, limits);
+    connection::serve(router, admission, conn, reader, RawWriter { w }).await;
 }
 
 /// Frame types of the 4-octet header.
@@ -158,34 +173,50 @@ pub struct RawCodec {
     pub limit: usize,
 }
 
+impl RawCodec {
+    /// The type and length of the frame at the front of `src`, once its header is there.
+    pub fn header(&self, src: &[u8]) -> Result<Option<(u8, usize)>, TransportError> {
+        let Some(&[head, a, b, c]) = src.first_chunk::<4>() else { return Ok(None) };
+        if head & 0xF0 != 0 {
+            return Err(TransportError::Protocol("reserved bits set in a frame header".into()));
+        }
+        let kind = head & 0x07;
+        if !matches!(kind, TYPE_MESSAGE | TYPE_PING | TYPE_PONG) {
+            return Err(TransportError::Protocol(format!("unknown frame type {kind}")));
+        }
+        let extra = if head & 0x08 != 0 { 1usize << 24 } else { 0 };
+        let len = extra | (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c);
+        if len > self.limit {
+            return Err(TransportError::TooLarge { size: len, limit: self.limit });
+        }
+        Ok(Some((kind, len)))
+    }
+
+    /// Takes the frame of `kind` and `len` off the front of `src` if it is all there;
+    /// otherwise makes room for the next step of it.
+    fn take(src: &mut BytesMut, kind: u8, len: usize) -> Option<Inbound> {
+        if src.len() < 4 + len {
+            src.reserve((4 + len - src.len()).min(READ_STEP));
+            return None;
+        }
+        src.advance(4);
+        let payload = src.split_to(len).freeze();
+        Some(match kind {
+            TYPE_MESSAGE => Inbound::Message(payload),
+            TYPE_PING => Inbound::Ping(payload),
+            _ => Inbound::Alive,
+        })
+    }
+}
+
 impl Decoder for RawCodec {
     type Item = Inbound;
     type Error = TransportError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Inbound>, TransportError> {
-        if src.len() < 4 {
-            return Ok(None);
-        }
-        let head = src[0];
-        if head & 0xF0 != 0 {
-            return Err(TransportError::Protocol("reserved bits set in a frame header".into()));
-        }
-        let extra = if head & 0x08 != 0 { 1usize << 24 } else { 0 };
-        let len = extra | (usize::from(src[1]) << 16) | (usize::from(src[2]) << 8) | usize::from(src[3]);
-        if len > self.limit {
-            return Err(TransportError::TooLarge { size: len, limit: self.limit });
-        }
-        if src.len() < 4 + len {
-            src.reserve(4 + len - src.len());
-            return Ok(None);
-        }
-        src.advance(4);
-        let payload = src.split_to(len).freeze();
-        match head & 0x07 {
-            TYPE_MESSAGE => Ok(Some(Inbound::Message(payload))),
-            TYPE_PING => Ok(Some(Inbound::Ping(payload))),
-            TYPE_PONG => Ok(Some(Inbound::Alive)),
-            t => Err(TransportError::Protocol(format!("unknown frame type {t}"))),
+        match self.header(src)? {
+            Some((kind, len)) => Ok(RawCodec::take(src, kind, len)),
+            None => Ok(None),
         }
     }
 }
@@ -195,13 +226,68 @@ pub fn frame_header(kind: u8, len: usize) -> [u8; 4] {
     [kind | x, (len >> 16) as u8, (len >> 8) as u8, len as u8]
 }
 
+/// Reads frames under the connection's inbound limits: the size limit of the moment
+/// (small until the session is established), a budget charge before a large payload is
+/// buffered, and a deadline for a frame once its first byte has arrived.
 struct RawReader<R> {
-    frames: FramedRead<R, RawCodec>,
+    r: R,
+    buf: BytesMut,
+    limits: InboundLimits,
+    /// When the frame at the front of `buf` must be complete; None while `buf` is empty.
+    deadline: Option<Instant>,
+}
+
+impl<R> RawReader<R> {
+    fn new(r: R, limits: InboundLimits) -> RawReader<R> {
+        RawReader { r, buf: BytesMut::with_capacity(READ_BUFFER), limits, deadline: None }
+    }
+
+    fn incomplete(&self) -> TransportError {
+        TransportError::Incomplete(self.limits.frame_timeout)
+    }
 }
 
 impl<R: AsyncRead + Unpin + Send + 'static> FrameReader for RawReader<R> {
     async fn next(&mut self) -> Option<Result<Inbound, TransportError>> {
-        self.frames.next().await
+        // The message returned last has been handed to the router by now.
+        self.limits.release();
+        loop {
+            let codec = RawCodec { limit: self.limits.limit() };
+            match codec.header(&self.buf) {
+                Err(e) => return Some(Err(e)),
+                Ok(None) => {}
+                Ok(Some((kind, len))) => {
+                    let need = self.limits.needs(len);
+                    if need > 0 {
+                        let deadline = *self.deadline.get_or_insert_with(|| self.limits.deadline());
+                        if tokio::time::timeout_at(deadline, self.limits.charge(need)).await.is_err() {
+                            return Some(Err(self.incomplete()));
+                        }
+                        self.limits.charged(need);
+                    }
+                    if let Some(item) = RawCodec::take(&mut self.buf, kind, len) {
+                        // What is left is the start of the next frame, begun now.
+                        self.deadline = (!self.buf.is_empty()).then(|| self.limits.deadline());
+                        return Some(Ok(item));
+                    }
+                }
+            }
+            if self.deadline.is_none() && !self.buf.is_empty() {
+                self.deadline = Some(self.limits.deadline());
+            }
+            let read = match self.deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, self.r.read_buf(&mut self.buf)).await {
+                    Ok(read) => read,
+                    Err(_) => return Some(Err(self.incomplete())),
+                },
+                None => self.r.read_buf(&mut self.buf).await,
+            };
+            match read {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
     }
 }
 
@@ -209,22 +295,37 @@ struct RawWriter<W> {
     w: W,
 }
 
+impl<W: AsyncWrite + Unpin + Send + 'static> RawWriter<W> {
+    async fn flush_gathered(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
+        if !buf.is_empty() {
+            self.w.write_all(buf).await?;
+            buf.clear();
+        }
+        Ok(())
+    }
+}
+
 impl<W: AsyncWrite + Unpin + Send + 'static> FrameWriter for RawWriter<W> {
-    /// Gathers the whole batch, headers included, into one buffer and writes it with one
-    /// syscall where the socket takes it. The buffer lives only for the batch, so an idle
-    /// session holds no write buffer.
+    /// Gathers small frames, headers included, into one buffer written with one syscall
+    /// where the socket takes it; a large frame is written from where it lies rather
+    /// than copied. The buffer lives only for the batch, so an idle session holds none.
     async fn send(&mut self, batch: &mut Vec<Outgoing>) -> io::Result<()> {
-        let total: usize = batch.iter().map(|i| 4 + match i { Outgoing::Frame(b) | Outgoing::Pong(b) => b.len() }).sum();
-        let mut buf = Vec::with_capacity(total);
+        let gathered: usize = batch.iter().map(|i| 4 + i.len()).filter(|&n| n <= 4 + GATHER_MAX).sum();
+        let mut buf = Vec::with_capacity(gathered);
         for item in batch.drain(..) {
             let (kind, payload) = match item {
                 Outgoing::Frame(b) => (TYPE_MESSAGE, b),
                 Outgoing::Pong(b) => (TYPE_PONG, b),
             };
             buf.extend_from_slice(&frame_header(kind, payload.len()));
-            buf.extend_from_slice(&payload);
+            if payload.len() <= GATHER_MAX {
+                buf.extend_from_slice(&payload);
+            } else {
+                self.flush_gathered(&mut buf).await?;
+                self.w.write_all(&payload).await?;
+            }
         }
-        self.w.write_all(&buf).await?;
+        self.flush_gathered(&mut buf).await?;
         self.w.flush().await
     }
 
@@ -233,7 +334,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> FrameWriter for RawWriter<W> {
         self.w.flush().await
     }
 
-    async fn close(mut self) {
+    /// RawSocket has no close frame: the WAMP ABORT or GOODBYE said why.
+    async fn close(mut self, _reason: CloseReason) {
         let _ = self.w.flush().await;
         let _ = self.w.shutdown().await;
     }

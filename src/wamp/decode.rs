@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::error::DecodeError;
+use super::error::{DecodeError, RefusedHeader};
 use super::ids::MAX_ID;
 use super::message::{code, Args, Message};
 use super::payload::Payload;
@@ -46,10 +46,25 @@ impl Message {
         let Some(first) = payload_start(kind).filter(|&first| element >= first) else {
             return Err(DecodeError::Header { message: f.message, element, problem });
         };
-        let message = f.message(kind)?;
+        let header = refused_header(&f.message(kind)?);
         let field = if element == first { "Arguments" } else { "ArgumentsKw" };
-        Err(DecodeError::Payload { message: Box::new(message), field, problem })
+        Err(DecodeError::Payload { message: f.message, header, field, problem })
     }
+}
+
+fn refused_header(m: &Message) -> RefusedHeader {
+    let (request, request_type, acknowledge) = match m {
+        Message::Publish { request, options, .. } => {
+            (*request, 0, options.get("acknowledge").and_then(Value::as_bool).unwrap_or(false))
+        }
+        Message::Error { request_type, request, .. } => (*request, *request_type, false),
+        Message::Call { request, .. }
+        | Message::Result { request, .. }
+        | Message::Invocation { request, .. }
+        | Message::Yield { request, .. } => (*request, 0, false),
+        _ => (0, 0, false),
+    };
+    RefusedHeader { code: m.code(), request, request_type, acknowledge }
 }
 
 /// Index of Arguments in messages that carry a payload.

@@ -6,8 +6,6 @@
 
 use thiserror::Error;
 
-use super::message::Message;
-
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum DecodeError {
     #[error("malformed {serializer}: {detail}")]
@@ -26,10 +24,22 @@ pub enum DecodeError {
     /// A header element (an id, a URI, Options or Details) that cannot be accepted.
     #[error("{message} element {element}: {problem}")]
     Header { message: &'static str, element: usize, problem: PayloadError },
-    /// Arguments or ArgumentsKw that cannot be accepted. `message` is the rest of the
-    /// message, decoded, with no payload, so the router can answer it.
-    #[error("{}.{field}: {problem}", message.name())]
-    Payload { message: Box<Message>, field: &'static str, problem: PayloadError },
+    /// Arguments or ArgumentsKw that cannot be accepted; `header` is what the router
+    /// needs to answer the message.
+    #[error("{message}.{field}: {problem}")]
+    Payload { message: &'static str, header: RefusedHeader, field: &'static str, problem: PayloadError },
+}
+
+/// What the router needs of a message refused for its payload to answer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedHeader {
+    /// The message type (PUBLISH, CALL, YIELD, ERROR, ...).
+    pub code: u64,
+    pub request: u64,
+    /// ERROR only: the type of the request it answers; 0 otherwise.
+    pub request_type: u64,
+    /// PUBLISH only: whether the publisher asked for an acknowledgement.
+    pub acknowledge: bool,
 }
 
 impl DecodeError {

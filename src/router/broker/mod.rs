@@ -239,6 +239,11 @@ impl Broker {
                     self.metrics.events_dropped_full.inc();
                     self.dropped(subscriber, "subscriber too slow: outbox full");
                 }
+                Err(PushError::Budget) => {
+                    subscriber.dropped.fetch_add(missed, Ordering::Relaxed);
+                    self.metrics.events_dropped_budget.inc();
+                    self.dropped(subscriber, "the router's memory budget is spent");
+                }
                 Err(_) => {}
             }
         }

@@ -1,0 +1,99 @@
+//! The accept loop every listener shares: each accepted connection goes through the
+//! router's admission gate (served, refused with the transport's answer, or closed),
+//! and a failing `accept` neither spins nor floods the log: when the process is out of
+//! descriptors or memory the loop backs off (10 ms, doubling to 1 s) and logs one line
+//! per interval with the number of failures since the last one.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::router::admission::{Admission, Admit, Refusal};
+use crate::router::Router;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A listening socket.
+pub trait Acceptor: Send + 'static {
+    type Stream: Send + 'static;
+    /// The next connection and its peer's address.
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, String)>> + Send;
+}
+
+impl Acceptor for TcpListener {
+    type Stream = TcpStream;
+    async fn accept(&self) -> io::Result<(TcpStream, String)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        // WAMP messages are small and latency-bound: without TCP_NODELAY, Nagle's
+        // algorithm and delayed ACKs hold frames back for tens of milliseconds.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        Ok((stream, peer.to_string()))
+    }
+}
+
+impl Acceptor for UnixListener {
+    type Stream = UnixStream;
+    async fn accept(&self) -> io::Result<(UnixStream, String)> {
+        let (stream, _) = UnixListener::accept(self).await?;
+        Ok((stream, "unix".to_owned()))
+    }
+}
+
+/// Accepts until the router shuts down. `serve` and `refuse` run as tracked tasks, so a
+/// shutdown waits for them.
+pub async fn run<A, S, SF, R, RF>(acceptor: A, router: Arc<Router>, name: &'static str, serve: S, refuse: R)
+where
+    A: Acceptor,
+    S: Fn(A::Stream, String, Admission) -> SF,
+    SF: Future<Output = ()> + Send + 'static,
+    R: Fn(A::Stream, Refusal) -> RF,
+    RF: Future<Output = ()> + Send + 'static,
+{
+    let mut backoff = BACKOFF_MIN;
+    let mut failures = 0u64;
+    let mut last_log: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            accepted = acceptor.accept() => accepted,
+            _ = router.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = BACKOFF_MIN;
+                match router.admit() {
+                    Admit::Admitted(admission) => drop(router.connections.spawn(serve(stream, peer, admission))),
+                    Admit::Refused(refusal) => drop(router.connections.spawn(refuse(stream, refusal))),
+                    Admit::Dropped => drop(stream),
+                }
+            }
+            Err(e) => {
+                router.metrics.accept_errors.inc();
+                failures += 1;
+                if last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+                    tracing::warn!(listener = name, error = %e, failures, "accept failed");
+                    last_log = Some(Instant::now());
+                    failures = 0;
+                }
+                if is_exhaustion(&e) {
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = router.shutdown.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+}
+
+/// Out of descriptors or memory: accepting again at once would fail again.
+fn is_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
