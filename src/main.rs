@@ -133,28 +133,49 @@ async fn serve(cfg: Config) -> ExitCode {
         max_connections = server.router.max_connections(),
         "switchyard listening"
     );
+    // The handlers are installed before the ready line: a script that reads it and
+    // sends SIGTERM at once must get a graceful shutdown, not the default death.
+    let signals = Signals::install();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", server.ready_line());
     let _ = out.flush();
     drop(out);
 
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("shutting down: GOODBYE wamp.close.system_shutdown to every session");
     server.shut_down(Duration::from_secs(5)).await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+/// SIGTERM and SIGINT, listened for from the moment `install` returns.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let listen = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for {name}");
+                None
+            }
+        };
+        Signals { term: listen(SignalKind::terminate(), "SIGTERM"), int: listen(SignalKind::interrupt(), "SIGINT") }
+    }
+
+    async fn wait(mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => drop(s.recv().await),
+                None => std::future::pending().await,
             }
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            _ = recv(&mut self.term) => {}
+            _ = recv(&mut self.int) => {}
         }
     }
 }

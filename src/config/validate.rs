@@ -304,20 +304,22 @@ fn limits(src: &Source, raw: &RawLimits, errors: &mut Vec<ConfigError>) -> Limit
     // limit, or a message limit above the whole budget, would never apply.
     let below = [
         ("max_hello_size", &raw.max_hello_size, limits.max_hello_size, "max_message_size", &raw.max_message_size, limits.max_message_size),
+        // Queues may take three quarters of the budget: a message must fit in the rest.
         (
             "max_message_size",
             &raw.max_message_size,
             limits.max_message_size,
-            "memory_budget_bytes",
+            "a quarter of `memory_budget_bytes`",
             &raw.memory_budget_bytes,
-            limits.memory_budget,
+            limits.memory_budget / 4,
         ),
     ];
     if all_valid {
         for (key, value, n, other_key, other, m) in below {
             if n > m {
                 let at = value.as_ref().or(other.as_ref());
-                let msg = format!("`{key}` ({n}) must not be larger than `{other_key}` ({m})");
+                let other_key = if other_key.starts_with('a') { other_key.to_owned() } else { format!("`{other_key}`") };
+                let msg = format!("`{key}` ({n}) must not be larger than {other_key} ({m})");
                 errors.push(src.error(at.map_or(0..0, Spanned::span), msg));
             }
         }

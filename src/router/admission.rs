@@ -10,11 +10,16 @@
 //! established session is a connection refused, with the transport's documented answer
 //! (HTTP 503, RawSocket error 4); a few refusals at a time are answered (the reserve
 //! pays for their descriptors), beyond that a connection is simply closed.
+//!
+//! An evicted connection takes a moment to close, so before accepting the next one the
+//! listener waits for the evictions in flight (`wait_for_room`): a burst of connections
+//! waits in the kernel's backlog, costing no descriptor, instead of being refused.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
@@ -31,6 +36,10 @@ pub struct Gate {
     next_id: AtomicU64,
     refusing: AtomicUsize,
     max_refusing: usize,
+    /// Evicted connections that have not closed yet.
+    evicting: AtomicUsize,
+    /// Signalled whenever a connection closes.
+    released: Notify,
     metrics: Arc<Metrics>,
 }
 
@@ -56,6 +65,8 @@ impl Gate {
             next_id: AtomicU64::new(0),
             refusing: AtomicUsize::new(0),
             max_refusing: (reserve / 4).max(1),
+            evicting: AtomicUsize::new(0),
+            released: Notify::new(),
             metrics,
         }
     }
@@ -71,6 +82,21 @@ impl Gate {
     fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, CancellationToken>> {
         // Every critical section is one insert or removal; a poisoned map is consistent.
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns once the gate is below its limit or no eviction is in flight, so the
+    /// next connection will not be refused for want of a place an evicted connection is
+    /// about to free. Cancel-safe.
+    pub async fn wait_for_room(&self) {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if self.open() < self.limit || self.evicting.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            released.await;
+        }
     }
 
     /// Decides about a connection just accepted. `closing`: the router is shutting down.
@@ -101,6 +127,7 @@ impl Gate {
     /// Closes the oldest connection without a session; false when there is none.
     fn evict_oldest(&self) -> bool {
         let Some((_, token)) = self.pending().pop_first() else { return false };
+        self.evicting.fetch_add(1, Ordering::AcqRel);
         token.cancel();
         self.metrics.connections_evicted.inc();
         true
@@ -143,7 +170,11 @@ impl Drop for Admission {
         if !self.established.load(Ordering::Acquire) {
             self.gate.pending().remove(&self.id);
         }
+        if self.evicted.is_cancelled() {
+            self.gate.evicting.fetch_sub(1, Ordering::AcqRel);
+        }
         self.gate.open.fetch_sub(1, Ordering::AcqRel);
+        self.gate.released.notify_waiters();
     }
 }
 
@@ -220,6 +251,25 @@ mod tests {
         assert_eq!(g.metrics.connections_evicted.get(), 2);
         drop(held);
         assert_eq!(g.open(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_listener_waits_for_evicted_connections_to_close() {
+        let g = gate(1, 8);
+        let first = admitted(g.admit(false));
+        tokio::time::timeout(std::time::Duration::from_millis(10), g.wait_for_room()).await.expect("no eviction in flight");
+        let second = admitted(g.admit(false));
+        assert!(first.evicted().is_cancelled());
+        let waiting = tokio::spawn({
+            let g = g.clone();
+            async move { g.wait_for_room().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "the evicted connection is still open");
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiting).await.unwrap().unwrap();
+        assert_eq!(g.evicting.load(Ordering::Relaxed), 0);
+        drop(second);
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //!   told; small control messages are charged even past the limit, since they are the
 //!   answers that say what happened).
 //!
+//! Queues may fill only three quarters of the budget: the last quarter is kept for
+//! messages being received, so that subscribers who do not read can never make a
+//! publisher's large message wait (a slow browser never slows a publisher).
+//!
 //! Charging in chunks keeps the shared counter off the hot path: a subscriber that keeps
 //! up touches it about once per written batch, not once per event.
 
@@ -27,6 +31,8 @@ pub const CHUNK: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct MemoryBudget {
     limit: usize,
+    /// What queues may use: the limit less the quarter kept for inbound messages.
+    queue_limit: usize,
     used: AtomicUsize,
     /// Inbound readers waiting for budget; releases wake them only when there are some.
     waiters: AtomicUsize,
@@ -35,7 +41,19 @@ pub struct MemoryBudget {
 
 impl MemoryBudget {
     pub fn new(limit: usize) -> MemoryBudget {
-        MemoryBudget { limit, used: AtomicUsize::new(0), waiters: AtomicUsize::new(0), released: Notify::new() }
+        MemoryBudget {
+            limit,
+            queue_limit: limit - limit / 4,
+            used: AtomicUsize::new(0),
+            waiters: AtomicUsize::new(0),
+            released: Notify::new(),
+        }
+    }
+
+    /// The largest inbound message sure to get its charge in the end: the quarter no
+    /// queue can take.
+    pub fn inbound_share(&self) -> usize {
+        self.limit / 4
     }
 
     pub fn limit(&self) -> usize {
@@ -46,12 +64,19 @@ impl MemoryBudget {
         self.used.load(Ordering::Relaxed)
     }
 
-    /// Charges `n` bytes if they fit under the limit.
+    /// Charges `n` bytes for an inbound message if they fit under the limit.
     pub fn try_charge(&self, n: usize) -> bool {
+        self.charge_under(n, self.limit)
+    }
+
+    /// Charges `n` bytes for a queue if they fit under the queues' share.
+    pub fn try_charge_queue(&self, n: usize) -> bool {
+        self.charge_under(n, self.queue_limit)
+    }
+
+    fn charge_under(&self, n: usize, limit: usize) -> bool {
         self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(n).filter(|&after| after <= self.limit)
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| used.checked_add(n).filter(|&after| after <= limit))
             .is_ok()
     }
 
@@ -104,6 +129,15 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn queues_leave_a_quarter_for_inbound_messages() {
+        let b = MemoryBudget::new(100);
+        assert!(b.try_charge_queue(75));
+        assert!(!b.try_charge_queue(1));
+        assert!(b.try_charge(25));
+        assert_eq!((b.used(), b.inbound_share()), (100, 25));
+    }
 
     #[test]
     fn charges_fit_under_the_limit_or_are_refused() {

@@ -31,6 +31,8 @@ pub struct Metrics {
     /// Messages refused for a payload the router cannot carry (too deep, not representable).
     pub payloads_refused: Counter,
     pub oversized_messages: Counter,
+    /// Large inbound messages that had to wait for the memory budget.
+    pub inbound_budget_waits: Counter,
     /// Connections closed because a message was not completed within the frame timeout.
     pub incomplete_messages: Counter,
     pub sessions_refused: Counter,
@@ -69,6 +71,7 @@ impl Metrics {
             payloads_refused: Counter::default(),
             oversized_messages: Counter::default(),
             incomplete_messages: Counter::default(),
+            inbound_budget_waits: Counter::default(),
             sessions_refused: Counter::default(),
             connections_evicted: Counter::default(),
             accept_errors: Counter::default(),
@@ -114,6 +117,11 @@ impl Metrics {
             "incomplete_messages",
             "Connections closed: a message not completed within frame_timeout_ms of its first byte",
             m.incomplete_messages.clone(),
+        );
+        registry.register(
+            "inbound_budget_waits",
+            "Large inbound messages that waited for the memory budget before being read",
+            m.inbound_budget_waits.clone(),
         );
         registry.register("sessions_refused", "Connections refused at the session limit", m.sessions_refused.clone());
         registry.register(

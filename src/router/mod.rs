@@ -87,6 +87,12 @@ impl Router {
         }
     }
 
+    /// Waits (briefly) for connections evicted at the limit to close; see `admission.rs`.
+    pub async fn wait_for_room(&self) {
+        // Bounded, so that a connection stuck in closing cannot stop the listener.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), self.gate.wait_for_room()).await;
+    }
+
     /// Decides about a connection just accepted (see `admission.rs`).
     pub fn admit(&self) -> Admit {
         self.gate.admit(self.shutdown.is_cancelled())

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::TransportError;
 use crate::router::budget::{MemoryBudget, INBOUND_FREE};
+use crate::router::metrics::Metrics;
 use crate::router::Router;
 
 #[derive(Debug)]
@@ -22,6 +23,7 @@ pub struct InboundLimits {
     max_size: usize,
     pub frame_timeout: Duration,
     budget: Arc<MemoryBudget>,
+    metrics: Arc<Metrics>,
     /// Bytes charged for the message being read (or just delivered).
     charged: usize,
 }
@@ -34,6 +36,7 @@ impl InboundLimits {
             max_size,
             frame_timeout: router.limits.frame_timeout,
             budget: router.budget.clone(),
+            metrics: router.metrics.clone(),
             charged: 0,
         }
     }
@@ -68,8 +71,13 @@ impl InboundLimits {
     /// A future that charges `n` bytes, waiting for budget; `'static`, so a poll-based
     /// reader can keep it. Call `charged(n)` once it completes.
     pub fn charge(&self, n: usize) -> impl Future<Output = ()> + Send + 'static {
-        let budget = self.budget.clone();
-        async move { budget.charge(n).await }
+        let (budget, metrics) = (self.budget.clone(), self.metrics.clone());
+        async move {
+            if !budget.try_charge(n) {
+                metrics.inbound_budget_waits.inc();
+                budget.charge(n).await;
+            }
+        }
     }
 
     pub fn charged(&mut self, n: usize) {

@@ -61,7 +61,10 @@ where
     let mut last_log: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
-            accepted = acceptor.accept() => accepted,
+            accepted = async {
+                router.wait_for_room().await;
+                acceptor.accept().await
+            } => accepted,
             _ = router.shutdown.cancelled() => return,
         };
         match accepted {

@@ -127,10 +127,30 @@ impl Client {
         }
     }
 
-    /// Writes bytes straight to the socket (RawSocket only), header included.
+    /// Writes bytes straight to the socket, past any framing: a RawSocket frame header
+    /// and payload, or a WebSocket frame built by hand.
     pub async fn send_wire(&mut self, bytes: &[u8]) {
-        let Conn::Raw(tcp) = &mut self.conn else { panic!("raw only") };
+        let tcp = match &mut self.conn {
+            Conn::Raw(tcp) => tcp,
+            Conn::Ws(ws) => match ws.get_mut() {
+                MaybeTlsStream::Plain(tcp) => tcp,
+                _ => panic!("plain TCP only"),
+            },
+        };
         tcp.write_all(bytes).await.unwrap();
+    }
+
+    /// The close frame the router sent, as (code, reason); None if the connection ended
+    /// without one (WebSocket only).
+    pub async fn expect_ws_close(&mut self) -> Option<(u16, String)> {
+        let Conn::Ws(ws) = &mut self.conn else { panic!("websocket only") };
+        loop {
+            match tokio::time::timeout(TIMEOUT, ws.next()).await.expect("close within the timeout") {
+                Some(Ok(WsMessage::Close(frame))) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
     }
 
     /// The next frame's bytes, or None when the connection closed.

@@ -317,14 +317,14 @@ fn hello_size_and_message_size_must_fit_under_their_bounds() {
         vec![err(MAIN, 5, 18, "`max_hello_size` (2000) must not be larger than `max_message_size` (1000)")]
     );
     // Against the default budget (256 MiB) the error points at max_message_size.
-    let text = format!("{REALM}[limits]\nmax_message_size = 268435457\n");
+    let text = format!("{REALM}[limits]\nmax_message_size = 67108865\n");
     assert_eq!(
         errors(&text),
         vec![err(
             MAIN,
             4,
             20,
-            "`max_message_size` (268435457) must not be larger than `memory_budget_bytes` (268435456)"
+            "`max_message_size` (67108865) must not be larger than a quarter of `memory_budget_bytes` (67108864)"
         )]
     );
 }
