@@ -100,3 +100,43 @@ where
 fn is_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::router::ConnectionLimit;
+
+    /// A listener out of descriptors: every accept fails with EMFILE.
+    struct Exhausted(Arc<AtomicUsize>);
+
+    impl Acceptor for Exhausted {
+        type Stream = ();
+        async fn accept(&self) -> io::Result<((), String)> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Err(io::Error::from_raw_os_error(libc::EMFILE))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn out_of_descriptors_the_loop_backs_off_instead_of_spinning() {
+        let router = Router::new(&Config::default(), ConnectionLimit { max: 10, reserve: 64 });
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let serve = |_: (), _: String, _: Admission| async {};
+        let refuse = |_: (), _: Refusal| async {};
+        let run = tokio::spawn(run(Exhausted(attempts.clone()), router.clone(), "test", serve, refuse));
+        // Attempts at 0, 10, 30, 70, 150 and 310 ms: the pause doubles each time.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(attempts.load(Ordering::Relaxed), 5);
+        // Then the pause stops growing at a second: ten attempts in any ten seconds.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let before = attempts.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(attempts.load(Ordering::Relaxed) - before, 10);
+        assert_eq!(router.metrics.accept_errors.get(), attempts.load(Ordering::Relaxed) as u64);
+        router.shutdown.cancel();
+        run.await.unwrap();
+    }
+}
