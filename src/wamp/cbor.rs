@@ -7,6 +7,7 @@ use minicbor::data::Type;
 use minicbor::decode::Decoder;
 use minicbor::encode::Encoder;
 
+use super::elements::Elements;
 use super::error::{DecodeError, PayloadError};
 use super::value::{Dict, Value, MAX_DEPTH};
 
@@ -26,7 +27,7 @@ const BREAK: u8 = 0xff;
 /// but invalid (too deep, not representable): its error comes with the ranges before it,
 /// so the message's header can still be read and the message answered.
 pub fn split(frame: &[u8]) -> Result<(Vec<Range<usize>>, Option<PayloadError>), DecodeError> {
-    let (count, mut pos) = match frame.first() {
+    let (count, pos) = match frame.first() {
         Some(b) if b >> 5 == 4 => match head(frame, 0)? {
             (Arg::Len(n), end) => (Some(n), end),
             (Arg::Indefinite, end) => (None, end),
@@ -36,29 +37,21 @@ pub fn split(frame: &[u8]) -> Result<(Vec<Range<usize>>, Option<PayloadError>), 
     if count.is_some_and(|n| n > frame.len() as u64) {
         return Err(malformed("array length exceeds the message"));
     }
-    let mut ranges = Vec::new();
+    let mut elements = Elements::starting_at(pos, 8);
     loop {
         match count {
-            Some(n) if ranges.len() as u64 == n => break,
-            None if frame.get(pos) == Some(&BREAK) => {
-                pos += 1;
+            Some(n) if elements.ranges.len() as u64 == n => break,
+            None if frame.get(elements.pos) == Some(&BREAK) => {
+                elements.pos += 1;
                 break;
             }
             _ => {}
         }
-        match scan(&frame[pos..]) {
-            Ok(n) => {
-                ranges.push(pos..pos + n);
-                pos += n;
-            }
-            Err(DecodeError::Invalid(problem)) => return Ok((ranges, Some(problem))),
-            Err(e) => return Err(e),
+        if let Some(problem) = elements.scan_next(frame, scan)? {
+            return Ok((elements.ranges, Some(problem)));
         }
     }
-    if pos != frame.len() {
-        return Err(malformed("trailing bytes after the message"));
-    }
-    Ok((ranges, None))
+    elements.finish(frame, NAME)
 }
 
 /// The argument of an initial byte: a number (length, value, tag) or indefinite length.

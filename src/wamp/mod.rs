@@ -3,6 +3,7 @@
 
 pub mod cbor;
 pub mod decode;
+mod elements;
 pub mod encode;
 pub mod error;
 pub mod ids;

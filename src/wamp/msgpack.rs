@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use rmpv::ValueRef;
 
+use super::elements::Elements;
 use super::error::{DecodeError, PayloadError};
 use super::value::{Dict, Value, MAX_DEPTH};
 
@@ -28,22 +29,13 @@ pub fn split(frame: &[u8]) -> Result<(Vec<Range<usize>>, Option<PayloadError>), 
     if len > cur.len() {
         return Err(malformed("array length exceeds the message"));
     }
-    let mut ranges = Vec::with_capacity(len);
-    let mut pos = frame.len() - cur.len();
+    let mut elements = Elements::starting_at(frame.len() - cur.len(), len);
     for _ in 0..len {
-        match scan(&frame[pos..]) {
-            Ok(n) => {
-                ranges.push(pos..pos + n);
-                pos += n;
-            }
-            Err(DecodeError::Invalid(problem)) => return Ok((ranges, Some(problem))),
-            Err(e) => return Err(e),
+        if let Some(problem) = elements.scan_next(frame, scan)? {
+            return Ok((elements.ranges, Some(problem)));
         }
     }
-    if pos != frame.len() {
-        return Err(malformed("trailing bytes after the message"));
-    }
-    Ok((ranges, None))
+    elements.finish(frame, NAME)
 }
 
 /// One open array or map while scanning.
