@@ -125,13 +125,18 @@ impl Session {
                 self.state = State::Challenged { realm, pending, features };
                 Flow::Continue
             }
-            Err(e) => {
-                if let WampError::AuthenticationThrottled { .. } = e {
-                    self.router.metrics.auth_throttled.inc();
-                }
-                self.abort(e)
-            }
+            Err(e) => self.refuse_authentication(e),
         }
+    }
+
+    /// Counts a refused authentication by kind, then aborts with it.
+    fn refuse_authentication(&mut self, e: WampError) -> Flow {
+        match e {
+            WampError::AuthenticationThrottled { .. } => self.router.metrics.auth_throttled.inc(),
+            WampError::AuthenticationFailed(_) => self.router.metrics.auth_failures.inc(),
+            _ => 0,
+        };
+        self.abort(e)
     }
 
     fn on_authenticate(&mut self, msg: Message, realm: Arc<Realm>, pending: Principal, features: PeerFeatures) -> Flow {
@@ -139,13 +144,7 @@ impl Session {
             Message::Authenticate { signature, .. } => {
                 match realm.authenticator.authenticate(&pending, &signature, self.conn.address()) {
                     Ok(principal) => self.welcome(realm, principal, features),
-                    Err(e) => {
-                        match e {
-                            WampError::AuthenticationThrottled { .. } => self.router.metrics.auth_throttled.inc(),
-                            _ => self.router.metrics.auth_failures.inc(),
-                        };
-                        self.abort(e)
-                    }
+                    Err(e) => self.refuse_authentication(e),
                 }
             }
             Message::Abort { .. } => Flow::Close,
