@@ -10,10 +10,9 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
-use super::inbound::InboundLimits;
+use super::inbound::{FrameClock, InboundLimits};
 use super::listener;
 use super::{CloseReason, FrameReader, FrameWriter, Inbound, TransportError};
 use crate::router::admission::{Admission, Refusal};
@@ -233,22 +232,20 @@ struct RawReader<R> {
     r: R,
     buf: BytesMut,
     limits: InboundLimits,
-    /// When the frame at the front of `buf` must be complete; None while `buf` is empty.
-    deadline: Option<Instant>,
+    /// Runs while the frame at the front of `buf` is incomplete.
+    clock: FrameClock,
 }
 
 impl<R> RawReader<R> {
     fn new(r: R, limits: InboundLimits) -> RawReader<R> {
-        RawReader { r, buf: BytesMut::with_capacity(READ_BUFFER), limits, deadline: None }
-    }
-
-    fn incomplete(&self) -> TransportError {
-        TransportError::Incomplete(self.limits.frame_timeout)
+        let clock = limits.clock();
+        RawReader { r, buf: BytesMut::with_capacity(READ_BUFFER), limits, clock }
     }
 }
 
 impl<R: AsyncRead + Unpin + Send + 'static> FrameReader for RawReader<R> {
     async fn next(&mut self) -> Option<Result<Inbound, TransportError>> {
+        let incomplete = TransportError::Incomplete(self.limits.frame_timeout);
         // The message returned last has been handed to the router by now.
         self.limits.release();
         loop {
@@ -259,28 +256,29 @@ impl<R: AsyncRead + Unpin + Send + 'static> FrameReader for RawReader<R> {
                 Ok(Some((kind, len))) => {
                     let need = self.limits.needs(len);
                     if need > 0 {
-                        let deadline = *self.deadline.get_or_insert_with(|| self.limits.deadline());
-                        if tokio::time::timeout_at(deadline, self.limits.charge(need)).await.is_err() {
-                            return Some(Err(self.incomplete()));
+                        self.clock.begin();
+                        tokio::select! {
+                            () = self.limits.charge(need) => self.limits.charged(need),
+                            () = self.clock.expired() => return Some(Err(incomplete)),
                         }
-                        self.limits.charged(need);
                     }
                     if let Some(item) = RawCodec::take(&mut self.buf, kind, len) {
                         // What is left is the start of the next frame, begun now.
-                        self.deadline = (!self.buf.is_empty()).then(|| self.limits.deadline());
+                        if self.buf.is_empty() {
+                            self.clock.end();
+                        } else {
+                            self.clock.restart();
+                        }
                         return Some(Ok(item));
                     }
                 }
             }
-            if self.deadline.is_none() && !self.buf.is_empty() {
-                self.deadline = Some(self.limits.deadline());
+            if !self.buf.is_empty() {
+                self.clock.begin();
             }
-            let read = match self.deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline, self.r.read_buf(&mut self.buf)).await {
-                    Ok(read) => read,
-                    Err(_) => return Some(Err(self.incomplete())),
-                },
-                None => self.r.read_buf(&mut self.buf).await,
+            let read = tokio::select! {
+                read = self.r.read_buf(&mut self.buf) => read,
+                () = self.clock.expired() => return Some(Err(incomplete)),
             };
             match read {
                 Ok(0) => return None,

@@ -22,9 +22,8 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
 
-use super::inbound::InboundLimits;
+use super::inbound::{FrameClock, InboundLimits};
 use crate::router::budget::INBOUND_FREE;
 
 /// Why the inspector stopped a connection; travels inside an `io::Error` through
@@ -210,17 +209,18 @@ pub struct Inspected<S> {
     charging: Option<(Charging, usize)>,
     /// The held header has been charged and may pass.
     approved: bool,
-    /// Armed at a frame's first byte until its message is complete.
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// Runs from a message's first byte until it is complete.
+    clock: FrameClock,
 }
 
 impl<S> Inspected<S> {
     pub fn new(inner: S, limits: InboundLimits) -> Inspected<S> {
-        Inspected { inner, limits, parser: Parser::default(), held: BytesMut::new(), charging: None, approved: false, deadline: None }
+        let clock = limits.clock();
+        Inspected { inner, limits, parser: Parser::default(), held: BytesMut::new(), charging: None, approved: false, clock }
     }
 
     fn deadline_passed(&mut self, cx: &mut Context<'_>) -> bool {
-        matches!(self.deadline.as_mut().map(|d| d.as_mut().poll(cx)), Some(Poll::Ready(())))
+        self.clock.poll_expired(cx).is_ready()
     }
 
     fn incomplete(&self) -> io::Error {
@@ -241,11 +241,11 @@ impl<S> Inspected<S> {
             // on its memory is the router's to account for.
             self.limits.release();
         }
-        if ev.idle {
-            self.deadline = None;
-        }
-        if self.mid_message() && self.deadline.is_none() {
-            self.deadline = Some(Box::pin(tokio::time::sleep(self.limits.frame_timeout)));
+        match (ev.idle, self.mid_message()) {
+            (true, true) => self.clock.restart(),
+            (true, false) => self.clock.end(),
+            (false, true) => self.clock.begin(),
+            (false, false) => {}
         }
     }
 }
@@ -287,9 +287,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inspected<S> {
             buf.set_filled(cut);
             this.charging = Some((Box::pin(this.limits.charge(charge)), charge));
             // The held frame has begun, though the parser was set back before it.
-            if this.deadline.is_none() {
-                this.deadline = Some(Box::pin(tokio::time::sleep(this.limits.frame_timeout)));
-            }
+            this.clock.begin();
             if buf.filled().len() == before {
                 // Nothing may pass yet: wait for the charge (this registers the waker).
                 return self.poll_read(cx, buf);
