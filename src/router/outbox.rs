@@ -116,10 +116,11 @@ impl Outbox {
 
     /// Extends the lease to cover `held` bytes; false when the budget cannot.
     fn lease(&self, s: &mut State, held: usize, force: bool) -> bool {
-        if held <= s.leased {
+        let needed = chunks(held);
+        if needed <= s.leased {
             return true;
         }
-        let more = chunks(held) - s.leased;
+        let more = needed - s.leased;
         if !self.budget.try_charge_queue(more) {
             if !force {
                 return false;

@@ -7,7 +7,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::codec::Decoder;
@@ -293,37 +293,46 @@ struct RawWriter<W> {
     w: W,
 }
 
-impl<W: AsyncWrite + Unpin + Send + 'static> RawWriter<W> {
-    async fn flush_gathered(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
-        if !buf.is_empty() {
-            self.w.write_all(buf).await?;
-            buf.clear();
-        }
-        Ok(())
+/// The frame type and payload of an outgoing item.
+fn parts(item: Outgoing) -> (u8, Bytes) {
+    match item {
+        Outgoing::Frame(b) => (TYPE_MESSAGE, b),
+        Outgoing::Pong(b) => (TYPE_PONG, b),
+    }
+}
+
+/// Appends the frames of `items` (headers included) to `buf`.
+fn gather(items: impl Iterator<Item = Outgoing>, buf: &mut Vec<u8>) {
+    for (kind, payload) in items.map(parts) {
+        buf.extend_from_slice(&frame_header(kind, payload.len()));
+        buf.extend_from_slice(&payload);
     }
 }
 
 impl<W: AsyncWrite + Unpin + Send + 'static> FrameWriter for RawWriter<W> {
-    /// Gathers small frames, headers included, into one buffer written with one syscall
-    /// where the socket takes it; a large frame is written from where it lies rather
-    /// than copied. The buffer lives only for the batch, so an idle session holds none.
+    /// Gathers the batch, headers included, into one buffer written with one syscall
+    /// where the socket takes it; a frame larger than `GATHER_MAX` is written from where
+    /// it lies instead of being copied. The buffer lives only for the batch, so an idle
+    /// session holds none. Small frames are gathered in a plain loop: an `.await` inside
+    /// the loop made every frame pass through the future's state, which cost fan-out
+    /// several percent.
     async fn send(&mut self, batch: &mut Vec<Outgoing>) -> io::Result<()> {
-        let gathered: usize = batch.iter().map(|i| 4 + i.len()).filter(|&n| n <= 4 + GATHER_MAX).sum();
+        let gathered = batch.iter().filter(|i| i.len() <= GATHER_MAX).map(|i| 4 + i.len()).sum();
         let mut buf = Vec::with_capacity(gathered);
-        for item in batch.drain(..) {
-            let (kind, payload) = match item {
-                Outgoing::Frame(b) => (TYPE_MESSAGE, b),
-                Outgoing::Pong(b) => (TYPE_PONG, b),
-            };
-            buf.extend_from_slice(&frame_header(kind, payload.len()));
-            if payload.len() <= GATHER_MAX {
-                buf.extend_from_slice(&payload);
-            } else {
-                self.flush_gathered(&mut buf).await?;
-                self.w.write_all(&payload).await?;
+        let mut rest = batch.drain(..).peekable();
+        while rest.peek().is_some() {
+            buf.clear();
+            gather(std::iter::from_fn(|| rest.next_if(|i| i.len() <= GATHER_MAX)), &mut buf);
+            if !buf.is_empty() {
+                self.w.write_all(&buf).await?;
+            }
+            // The gathering stopped at a large frame, or at the end.
+            if let Some((kind, large)) = rest.next().map(parts) {
+                self.w.write_all(&frame_header(kind, large.len())).await?;
+                self.w.write_all(&large).await?;
             }
         }
-        self.flush_gathered(&mut buf).await?;
+        drop(rest);
         self.w.flush().await
     }
 

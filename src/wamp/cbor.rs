@@ -77,23 +77,23 @@ fn head(b: &[u8], pos: usize) -> Result<(Arg, usize), DecodeError> {
     Ok((Arg::Len(field.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x))), pos + 1 + n))
 }
 
-/// One open array, map or tag while scanning.
+/// One open array, map or tag while scanning. Small, because a scan sets up a stack of
+/// `MAX_DEPTH` of them.
 #[derive(Clone, Copy, Default)]
 struct Open {
-    /// Items still to read (a map's keys and values both count); None: until a break.
-    remaining: Option<u64>,
+    /// Items still to read (a map's keys and values both count), never more than the
+    /// input's length, which is checked; `INDEFINITE`: until a break.
+    remaining: u32,
     is_map: bool,
-    /// Items read so far, for the key/value parity of indefinite maps.
-    seen: u64,
+    /// An odd number of items was read, for the key/value parity of indefinite maps.
+    odd: bool,
 }
+
+const INDEFINITE: u32 = u32::MAX;
 
 impl Open {
     fn next_is_key(&self) -> bool {
-        self.is_map
-            && match self.remaining {
-                Some(r) => r % 2 == 0,
-                None => self.seen.is_multiple_of(2),
-            }
+        self.is_map && if self.remaining == INDEFINITE { !self.odd } else { self.remaining.is_multiple_of(2) }
     }
 }
 
@@ -104,75 +104,90 @@ impl Open {
 /// starting with U+0000 (JSON's binary marker). Iterative, with a fixed stack: no
 /// allocation and no recursion, whatever the input.
 pub fn scan(b: &[u8]) -> Result<usize, DecodeError> {
+    // Most elements of a header are scalars: they need no stack.
+    match item(b, 0, false)? {
+        (end, Some(outer)) if outer.remaining != 0 => scan_nested(b, end, outer),
+        (end, _) => Ok(end),
+    }
+}
+
+/// The rest of an element whose outermost container `outer` has its items from `pos`.
+fn scan_nested(b: &[u8], mut pos: usize, outer: Open) -> Result<usize, DecodeError> {
     let mut stack = [Open::default(); MAX_DEPTH];
-    let mut depth = 0;
-    let mut pos = 0;
+    stack[0] = outer;
+    let mut depth = 1;
     loop {
-        if depth > 0 && stack[depth - 1].remaining.is_none() && b.get(pos) == Some(&BREAK) {
-            if stack[depth - 1].is_map && stack[depth - 1].seen % 2 == 1 {
+        let top = &mut stack[depth - 1];
+        if top.remaining == INDEFINITE && b.get(pos) == Some(&BREAK) {
+            if top.is_map && top.odd {
                 return Err(malformed("a map key without a value"));
             }
             pos += 1;
             depth -= 1;
         } else {
-            let at = pos;
-            let is_key = depth > 0 && stack[depth - 1].next_is_key();
-            if depth > 0 {
-                let open = &mut stack[depth - 1];
-                open.seen += 1;
-                if let Some(r) = &mut open.remaining {
-                    *r -= 1;
-                }
+            let is_key = top.next_is_key();
+            top.odd = !top.odd;
+            if top.remaining != INDEFINITE {
+                top.remaining -= 1;
             }
-            let major = *b.get(pos).ok_or_else(|| malformed("message ends inside a value"))? >> 5;
-            if is_key && major != 3 {
-                return Err(unrepresentable("a dict key is not a string"));
-            }
-            let (arg, end) = head(b, pos)?;
+            let (end, opened) = item(b, pos, is_key)?;
             pos = end;
-            match (major, arg) {
-                (0 | 1 | 6, Arg::Indefinite) => return Err(malformed("indefinite length on a number or a tag")),
-                (0, _) => {}
-                (1, Arg::Len(n)) => {
-                    if n > i64::MAX as u64 {
-                        return Err(unrepresentable("an integer is below -2^63"));
-                    }
+            if let Some(inner) = opened {
+                if depth == MAX_DEPTH {
+                    return Err(DecodeError::Invalid(PayloadError::TooDeep(MAX_DEPTH)));
                 }
-                (2 | 3, _) => pos = string(b, pos, major, arg, !is_key)?,
-                (4..=6, arg) => {
-                    if depth == MAX_DEPTH {
-                        return Err(DecodeError::Invalid(PayloadError::TooDeep(MAX_DEPTH)));
-                    }
-                    let is_map = major == 5;
-                    let remaining = match (major, arg) {
-                        (6, _) => Some(1),
-                        (_, Arg::Indefinite) => None,
-                        (_, Arg::Len(n)) => {
-                            let items = if is_map { n.saturating_mul(2) } else { n };
-                            // Each item takes at least one byte: a count beyond the input is a lie.
-                            if items > (b.len() - pos) as u64 {
-                                return Err(malformed("container length exceeds the message"));
-                            }
-                            Some(items)
-                        }
-                    };
-                    if remaining != Some(0) {
-                        stack[depth] = Open { remaining, is_map, seen: 0 };
-                        depth += 1;
-                    }
+                if inner.remaining != 0 {
+                    stack[depth] = inner;
+                    depth += 1;
                 }
-                (7, Arg::Len(_)) => simple(b[at])?,
-                (7, Arg::Indefinite) => return Err(malformed("unexpected break")),
-                _ => return Err(malformed("unknown major type")),
             }
         }
-        while depth > 0 && stack[depth - 1].remaining == Some(0) {
+        while depth > 0 && stack[depth - 1].remaining == 0 {
             depth -= 1;
         }
         if depth == 0 {
             return Ok(pos);
         }
     }
+}
+
+/// Checks the item at `pos` where it stands (a dict key or not): returns where it ends
+/// (for a container or tag, where its head ends) and the container it opens.
+fn item(b: &[u8], pos: usize, is_key: bool) -> Result<(usize, Option<Open>), DecodeError> {
+    let initial = *b.get(pos).ok_or_else(|| malformed("message ends inside a value"))?;
+    let major = initial >> 5;
+    if is_key && major != 3 {
+        return Err(unrepresentable("a dict key is not a string"));
+    }
+    let (arg, end) = head(b, pos)?;
+    let opened = match (major, arg) {
+        (0 | 1 | 6, Arg::Indefinite) => return Err(malformed("indefinite length on a number or a tag")),
+        (0, _) => None,
+        (1, Arg::Len(n)) => {
+            if n > i64::MAX as u64 {
+                return Err(unrepresentable("an integer is below -2^63"));
+            }
+            None
+        }
+        (2 | 3, _) => return Ok((string(b, end, major, arg, !is_key)?, None)),
+        (6, _) => Some(Open { remaining: 1, is_map: false, odd: false }),
+        (4 | 5, Arg::Indefinite) => Some(Open { remaining: INDEFINITE, is_map: major == 5, odd: false }),
+        (4 | 5, Arg::Len(n)) => {
+            let items = if major == 5 { n.saturating_mul(2) } else { n };
+            // Each item takes at least one byte: a count beyond the input is a lie.
+            if items > (b.len() - end) as u64 {
+                return Err(malformed("container length exceeds the message"));
+            }
+            Some(Open { remaining: items as u32, is_map: major == 5, odd: false })
+        }
+        (7, Arg::Len(_)) => {
+            simple(initial)?;
+            None
+        }
+        (7, Arg::Indefinite) => return Err(malformed("unexpected break")),
+        _ => return Err(malformed("unknown major type")),
+    };
+    Ok((end, opened))
 }
 
 /// Checks a byte (major 2) or text (major 3) string whose head ended at `pos`; returns
@@ -238,8 +253,17 @@ pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
     if scan(bytes)? != bytes.len() {
         return Err(malformed("trailing bytes after value"));
     }
+    decode_checked(bytes)
+}
+
+/// Decodes an element `scan` has accepted already.
+pub fn decode_checked(bytes: &[u8]) -> Result<Value, DecodeError> {
     let mut d = Decoder::new(bytes);
-    read(&mut d, 0)
+    let v = read(&mut d, 0)?;
+    if d.position() != bytes.len() {
+        return Err(malformed("trailing bytes after value"));
+    }
+    Ok(v)
 }
 
 fn read(d: &mut Decoder<'_>, depth: usize) -> Result<Value, DecodeError> {

@@ -242,7 +242,8 @@ impl Fields<'_> {
     }
 
     fn value(&self, i: usize) -> Result<Value, DecodeError> {
-        self.serializer.decode_value(self.raw(i))
+        // `split` checked every element it returned.
+        self.serializer.decode_checked(self.raw(i))
     }
 
     fn wrong(&self, field: &'static str, expected: &'static str, got: &Value) -> DecodeError {

@@ -38,11 +38,13 @@ pub fn split(frame: &[u8]) -> Result<(Vec<Range<usize>>, Option<PayloadError>), 
     elements.finish(frame, NAME)
 }
 
-/// One open array or map while scanning.
+/// One open array or map while scanning. Small, because a scan sets up a stack of
+/// `MAX_DEPTH` of them.
 #[derive(Clone, Copy, Default)]
 struct Open {
-    /// Items still to read (a map's keys and values both count).
-    remaining: u64,
+    /// Items still to read (a map's keys and values both count); never more than the
+    /// input's length, which is checked.
+    remaining: u32,
     is_map: bool,
 }
 
@@ -52,39 +54,58 @@ struct Open {
 /// strings, extension types, and strings starting with U+0000 (JSON's binary marker).
 /// Iterative, with a fixed stack: no allocation and no recursion, whatever the input.
 pub fn scan(bytes: &[u8]) -> Result<usize, DecodeError> {
-    let mut stack = [Open::default(); MAX_DEPTH];
-    let mut depth = 0;
-    let mut pos = 0;
-    loop {
-        let is_key = depth > 0 && stack[depth - 1].is_map && stack[depth - 1].remaining % 2 == 0;
-        if depth > 0 {
-            stack[depth - 1].remaining -= 1;
+    // Most elements of a header are scalars: they need no stack.
+    let first = item(bytes, 0)?;
+    match open(&first, bytes, false)? {
+        Some(outer) => scan_nested(bytes, first.end, outer),
+        None => Ok(first.end),
+    }
+}
+
+/// Checks `item` where it stands (a dict key or not) and returns the container it opens,
+/// if it opens one with items.
+fn open(item: &Item, bytes: &[u8], is_key: bool) -> Result<Option<Open>, DecodeError> {
+    match item.kind {
+        Kind::Str { start } => {
+            let s = std::str::from_utf8(&bytes[start..item.end]).map_err(|_| unrepresentable("a string is not valid UTF-8"))?;
+            if !is_key && s.starts_with('\0') {
+                return Err(unrepresentable("a string starts with U+0000, which JSON reads as binary"));
+            }
+            Ok(None)
         }
+        _ if is_key => Err(unrepresentable("a dict key is not a string")),
+        Kind::Ext => Err(unrepresentable("extension types are not supported")),
+        Kind::Container { items, is_map } => {
+            // Each item takes at least one byte: a count beyond the input is a lie.
+            if items > (bytes.len() - item.end) as u64 {
+                return Err(malformed("container length exceeds the message"));
+            }
+            Ok((items > 0).then_some(Open { remaining: items as u32, is_map }))
+        }
+        Kind::Scalar => Ok(None),
+    }
+}
+
+/// The rest of an element whose outermost container `outer` has its items from `pos`.
+fn scan_nested(bytes: &[u8], mut pos: usize, outer: Open) -> Result<usize, DecodeError> {
+    let mut stack = [Open::default(); MAX_DEPTH];
+    stack[0] = outer;
+    let mut depth = 1;
+    loop {
+        let top = &mut stack[depth - 1];
+        let is_key = top.is_map && top.remaining.is_multiple_of(2);
+        top.remaining -= 1;
         let item = item(bytes, pos)?;
         pos = item.end;
-        match item.kind {
-            Kind::Str { start } => {
-                let s = std::str::from_utf8(&bytes[start..pos]).map_err(|_| unrepresentable("a string is not valid UTF-8"))?;
-                if !is_key && s.starts_with('\0') {
-                    return Err(unrepresentable("a string starts with U+0000, which JSON reads as binary"));
-                }
+        if let Some(inner) = open(&item, bytes, is_key)? {
+            if depth == MAX_DEPTH {
+                return Err(DecodeError::Invalid(PayloadError::TooDeep(MAX_DEPTH)));
             }
-            _ if is_key => return Err(unrepresentable("a dict key is not a string")),
-            Kind::Ext => return Err(unrepresentable("extension types are not supported")),
-            Kind::Container { items, is_map } => {
-                if depth == MAX_DEPTH {
-                    return Err(DecodeError::Invalid(PayloadError::TooDeep(MAX_DEPTH)));
-                }
-                // Each item takes at least one byte: a count beyond the input is a lie.
-                if items > (bytes.len() - pos) as u64 {
-                    return Err(malformed("container length exceeds the message"));
-                }
-                if items > 0 {
-                    stack[depth] = Open { remaining: items, is_map };
-                    depth += 1;
-                }
-            }
-            Kind::Scalar => {}
+            stack[depth] = inner;
+            depth += 1;
+        } else if matches!(item.kind, Kind::Container { .. }) && depth == MAX_DEPTH {
+            // An empty container is a level too.
+            return Err(DecodeError::Invalid(PayloadError::TooDeep(MAX_DEPTH)));
         }
         while depth > 0 && stack[depth - 1].remaining == 0 {
             depth -= 1;
@@ -162,6 +183,11 @@ pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
     if scan(bytes)? != bytes.len() {
         return Err(malformed("trailing bytes after value"));
     }
+    decode_checked(bytes)
+}
+
+/// Decodes an element `scan` has accepted already.
+pub fn decode_checked(bytes: &[u8]) -> Result<Value, DecodeError> {
     let mut cur = bytes;
     let v = rmpv::decode::read_value_ref_with_max_depth(&mut cur, RMPV_DEPTH_BUDGET).map_err(|e| match e {
         rmpv::decode::Error::DepthLimitExceeded => DecodeError::Invalid(PayloadError::TooDeep(MAX_DEPTH)),

@@ -16,7 +16,7 @@ pub struct Payload {
 }
 
 impl Payload {
-    /// Wraps bytes already known to hold exactly one well-formed element.
+    /// Wraps bytes already known to hold exactly one element that `split` accepts.
     pub fn from_encoded(serializer: Serializer, bytes: Bytes) -> Payload {
         Payload { serializer, bytes }
     }
@@ -43,8 +43,10 @@ impl Payload {
         self.bytes.is_empty()
     }
 
+    /// The payload decoded. Payloads of received messages were checked by the split
+    /// that found them, so they are not checked again.
     pub fn to_value(&self) -> Result<Value, DecodeError> {
-        self.serializer.decode_value(&self.bytes)
+        self.serializer.decode_checked(&self.bytes)
     }
 
     /// Appends the payload encoded in `target`: a byte copy when the serializers agree,

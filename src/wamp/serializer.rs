@@ -79,12 +79,23 @@ impl Serializer {
         }
     }
 
-    /// Decodes exactly one complete element.
+    /// Decodes exactly one complete element, checked as `split` checks elements.
     pub fn decode_value(self, bytes: &[u8]) -> Result<Value, DecodeError> {
         match self {
             Serializer::Json => json::decode_value(bytes),
             Serializer::MsgPack => msgpack::decode_value(bytes),
             Serializer::Cbor => cbor::decode_value(bytes),
+        }
+    }
+
+    /// Decodes an element that `split` has checked already (a header field, a payload to
+    /// transcode), without checking it again. On other bytes it still fails cleanly, as
+    /// the decoders keep their own depth limits.
+    pub(crate) fn decode_checked(self, bytes: &[u8]) -> Result<Value, DecodeError> {
+        match self {
+            Serializer::Json => json::decode_checked(bytes),
+            Serializer::MsgPack => msgpack::decode_checked(bytes),
+            Serializer::Cbor => cbor::decode_checked(bytes),
         }
     }
 
