@@ -3,13 +3,18 @@
 //! RawSocket with JSON, MessagePack or CBOR, runs one of four time-bounded workloads
 //! (fanout, rpc, latency, scale) against a router on loopback, samples the router's and
 //! its own CPU, and prints one JSON object per run on stdout and a summary on stderr.
-//! `--smoke` runs all four at small sizes and fails on any error or lost event.
+//! `--smoke` runs all four at small sizes and fails on any error or lost event. A fifth
+//! workload, `hostile`, attacks the router with misbehaving clients and measures its
+//! memory (see `hostile.rs`); it is not part of `--smoke`.
 //!
 //! Modules: `conn` (transports), `session` (WAMP client), `stats` (percentiles),
-//! `procstat` (/proc sampling), `report` (output), one module per workload.
+//! `procstat` (/proc sampling), `report` (output), one module per workload; `wire`
+//! (byte-level attacking peers) and `watch` (RSS sampler, TCP socket table) serve
+//! `hostile`.
 
 mod conn;
 mod fanout;
+mod hostile;
 mod latency;
 mod procstat;
 mod report;
@@ -17,6 +22,8 @@ mod rpc;
 mod scale;
 mod session;
 mod stats;
+mod watch;
+mod wire;
 
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -150,6 +157,48 @@ enum Workload {
         #[arg(long, hide = true, default_value = "")]
         run_id: String,
     },
+    /// Misbehaving clients from the memory-exhaustion reports: the router's RSS before,
+    /// at peak and settled after the attack, and how the router treated the attackers.
+    /// Needs --router-pid.
+    Hostile {
+        #[arg(long, value_enum)]
+        scenario: hostile::Scenario,
+        /// Attacking connections (per scenario by default: ping-before-hello 10,
+        /// partial-frame 1, partial-frames-48 and ws-partial-frames-48 48,
+        /// unread-results 1 caller, idle-connections and slow-headers 2000, burst 48
+        /// publishers).
+        #[arg(long)]
+        peers: Option<usize>,
+        /// Announced payload of an attack frame, in bytes. The default, 2^24 - 1, is the
+        /// largest length the three length octets of a RawSocket header carry.
+        #[arg(long, default_value_t = (1 << 24) - 1)]
+        frame_bytes: usize,
+        /// Seconds to wait for the router to close the attacking connections.
+        #[arg(long, default_value_t = 90.0)]
+        wait: f64,
+        /// Seconds after the attacking connections are closed at which the settled RSS
+        /// is read, comma-separated (default 5; burst: 5,30).
+        #[arg(long, value_delimiter = ',')]
+        settle: Vec<f64>,
+        /// unread-results: size of each result, in bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        result_bytes: usize,
+        /// unread-results: calls the caller sends.
+        #[arg(long, default_value_t = 100)]
+        calls: usize,
+        /// unread-results: the caller's socket receive buffer (SO_RCVBUF), in bytes.
+        #[arg(long, default_value_t = 4096)]
+        recv_buffer: u32,
+        /// burst: size of each event, in bytes.
+        #[arg(long, default_value_t = 4 << 20)]
+        event_bytes: usize,
+        /// burst: events per publisher.
+        #[arg(long, default_value_t = 10)]
+        events: usize,
+        /// idle-connections, slow-headers: seconds a fresh client has to get WELCOME.
+        #[arg(long, default_value_t = 2.0)]
+        probe_timeout: f64,
+    },
 }
 
 /// What every workload needs to know about the target.
@@ -251,7 +300,7 @@ async fn run(cli: Cli) -> ExitCode {
             }),
         ],
         (None, false) => {
-            eprintln!("name a workload (fanout, rpc, latency, scale) or pass --smoke; --help for more");
+            eprintln!("name a workload (fanout, rpc, latency, scale, hostile) or pass --smoke; --help for more");
             return ExitCode::from(2);
         }
     };
@@ -282,6 +331,45 @@ async fn run(cli: Cli) -> ExitCode {
                 }
                 scale::run(&ctx, p).await
             }
+            Workload::Hostile {
+                scenario,
+                peers,
+                frame_bytes,
+                wait,
+                settle,
+                result_bytes,
+                calls,
+                recv_buffer,
+                event_bytes,
+                events,
+                probe_timeout,
+            } => {
+                if ctx.router_pid.is_none() {
+                    eprintln!("hostile needs --router-pid: it measures the router's memory");
+                    return ExitCode::from(2);
+                }
+                let targets = match hostile_targets(c).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                let p = hostile::Params {
+                    scenario,
+                    peers: peers.unwrap_or(scenario.default_peers()).max(1),
+                    frame_bytes: frame_bytes.min(1 << 24),
+                    wait: Duration::from_secs_f64(wait.max(0.1)),
+                    settle: if settle.is_empty() { scenario.default_settle() } else { settle },
+                    result_bytes,
+                    calls,
+                    recv_buffer,
+                    event_bytes,
+                    events,
+                    probe_timeout: Duration::from_secs_f64(probe_timeout.max(0.1)),
+                };
+                hostile::run(&ctx, &targets, p).await
+            }
         };
         run.print(&ctx);
         all_ok &= run.ok();
@@ -291,6 +379,15 @@ async fn run(cli: Cli) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Both ports of the router for `hostile`: the WebSocket URL, and the RawSocket address
+/// (`--rawsocket`, else the default 127.0.0.1:8081), whichever transport `--rawsocket`
+/// selects for the other workloads.
+async fn hostile_targets(c: &Common) -> Result<hostile::Targets, String> {
+    let ws = Target::resolve(&c.url, None).await?;
+    let raw = Target::resolve(&c.url, Some(c.rawsocket.as_deref().unwrap_or("127.0.0.1:8081"))).await?;
+    Ok(hostile::Targets { ws_url: c.url.clone(), ws: ws.addr(), raw: raw.addr() })
 }
 
 /// The smoke-test size of a workload named on the command line.
@@ -309,5 +406,6 @@ fn smoke_size(w: &Workload) -> Workload {
             proc_index,
             run_id,
         },
+        hostile @ Workload::Hostile { .. } => hostile,
     }
 }
