@@ -234,15 +234,17 @@ fn rss_before(rss: &RssMonitor, run: &mut Run) {
 /// Reads settled RSS at each point (seconds after the connections were closed).
 async fn settle(rss: &RssMonitor, run: &mut Run, points: &[f64]) {
     let closed_at = tokio::time::Instant::now();
-    let mut by = Map::new();
+    let (mut by, mut lazy) = (Map::new(), Map::new());
     let mut points = points.to_vec();
     points.sort_by(f64::total_cmp);
     for s in &points {
         tokio::time::sleep_until(closed_at + Duration::from_secs_f64(s.max(0.0))).await;
         by.insert(format!("{s}"), json!(rss.now()));
+        lazy.insert(format!("{s}"), json!(rss.lazy_free()));
     }
     run.fig("router_rss_settled_kib", by.values().next().cloned().unwrap_or(Json::Null));
     run.fig("router_rss_settled_kib_by_s", Json::Object(by));
+    run.fig("router_lazyfree_settled_kib_by_s", Json::Object(lazy));
 }
 
 /// Connections closed by the router, when, and the distinct stories with their counts.

@@ -57,6 +57,15 @@ impl RssMonitor {
         kib
     }
 
+    /// Pages the allocator released with MADV_FREE that the kernel has not reclaimed yet
+    /// (`LazyFree` of /proc/<pid>/smaps_rollup, KiB): still counted in VmRSS, but
+    /// taken back at the first memory pressure. Read at settle points only, since the
+    /// kernel walks every mapping to produce it.
+    pub fn lazy_free(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.pid)).ok()?;
+        text.lines().find_map(|l| l.strip_prefix("LazyFree:"))?.split_whitespace().next()?.parse().ok()
+    }
+
     /// The highest sample since the last call (or since the start), and starts over
     /// from the current value.
     pub fn take_peak(&self) -> u64 {
