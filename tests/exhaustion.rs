@@ -242,3 +242,46 @@ async fn websocket_framing_violations_close_with_1002_or_1007_and_a_reason() {
         assert_eq!(metric(&server, "protocol_violations"), i as u64 + 1);
     }
 }
+
+#[tokio::test]
+async fn a_caller_that_overflows_its_queue_is_cut_off_at_once_even_mid_write() {
+    let server = start(|c| {
+        c.limits.rpc_outbox_bytes = 4 << 20;
+        c.limits.max_message_size = 2 << 20;
+        c.limits.outbox_bytes = 2 << 20;
+    })
+    .await;
+    assert_eq!(server.router.limits.write_timeout, Duration::from_secs(10));
+    let mut callee = Client::join_ws(&server, Serializer::MsgPack).await;
+    callee.register("com.big").await;
+    // A caller with a small receive buffer that never reads its results.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut caller = socket.connect(server.rawsocket.unwrap()).await.unwrap();
+    caller.write_all(&[0x7F, 0xF2, 0, 0]).await.unwrap();
+    let mut reply = [0u8; 4];
+    caller.read_exact(&mut reply).await.unwrap();
+    let hello = Message::Hello { realm: "realm1".into(), details: Dict::new() }.encode(Serializer::MsgPack).unwrap();
+    let frame = |m: &[u8]| [&[0, 0, (m.len() >> 8) as u8, m.len() as u8][..], m].concat();
+    caller.write_all(&frame(&hello)).await.unwrap();
+    for request in 1..=20u64 {
+        let call = Message::Call { request, options: Dict::new(), procedure: "com.big".into(), payload: Default::default() };
+        caller.write_all(&frame(&call.encode(Serializer::MsgPack).unwrap())).await.unwrap();
+    }
+    let result = Payload::from_value(Serializer::MsgPack, &Value::List(vec![Value::Bytes(vec![0; 1 << 20])]));
+    let started = Instant::now();
+    for _ in 0..20 {
+        let Message::Invocation { request, .. } = callee.recv().await else { panic!("expected INVOCATION") };
+        let payload = switchyard::wamp::Args { args: Some(result.clone()), kwargs: None };
+        callee.send(&Message::Yield { request, options: Dict::new(), payload }).await;
+        if server.router.open_connections() == 1 {
+            break;
+        }
+    }
+    // Past 4 MiB queued the caller's session is closed; its writer, stuck in a write the
+    // caller does not read, is interrupted rather than left to the 10 s write timeout.
+    while server.router.open_connections() > 1 {
+        assert!(started.elapsed() < Duration::from_secs(2), "the caller is still connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -168,8 +168,12 @@ async fn write_loop<W: FrameWriter>(
                 if !more {
                     break;
                 }
-                // `send` drains the batch, on error too.
-                let sent = tokio::time::timeout(write_timeout, writer.send(&mut batch)).await;
+                // `send` drains the batch, on error too. A kill (the session was closed for
+                // overflowing its queue, say) interrupts a write the peer is not reading.
+                let sent = tokio::select! {
+                    sent = tokio::time::timeout(write_timeout, writer.send(&mut batch)) => sent,
+                    _ = &mut killed => return,
+                };
                 outbox.written();
                 match sent {
                     Ok(Ok(())) => {}
@@ -186,8 +190,11 @@ async fn write_loop<W: FrameWriter>(
                 }
             }
             _ = ticker.tick(), if pinging => {
+                // Checked at each tick: a peer silent since just after one tick is closed at
+                // the second tick after it, not at a coin toss between the second and the
+                // third (its silence is a hair under or over two intervals then).
                 let idle = started.elapsed().as_millis() as u64 - last_seen.load(Ordering::Relaxed);
-                if idle > 2 * ping_interval.as_millis() as u64 {
+                if idle > 3 * ping_interval.as_millis() as u64 / 2 {
                     tracing::info!("peer silent for {idle} ms: closing the connection");
                     kill.cancel();
                     return;
