@@ -65,7 +65,7 @@ for w in "${WORKLOADS[@]}"; do
     done
 done
 
-python3 - "$OUT" <<'EOF'
+TABLE=$(python3 - "$OUT" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 def figure(r):
@@ -82,4 +82,16 @@ for name, sides in by.items():
     n = min(len(rs) for rs in sides.values())
     ratio = med["after"] / med["before"]
     print(f"| {name} | {med['before']:,.0f} | {med['after']:,.0f} | {ratio:.3f} | {n} | {bad} |")
+EOF
+)
+echo "$TABLE"
+# The comparison also goes into BENCHMARKS.md, where compare.sh keeps it.
+python3 "$ROOT/bench/sections.py" put "$ROOT/BENCHMARKS.md" ab <<EOF
+## Before and after a change to the hot paths (bench/ab.sh)
+
+\`bench/ab.sh --repeat $REPEAT --duration $DURATION $BEFORE $AFTER\`, $(date -u +%Y-%m-%d). Trials alternate
+between the two routers; figures per router CPU-second, medians; raw results in
+\`bench/ab-results.jsonl\`.
+
+$TABLE
 EOF

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from collections import defaultdict
 
+import sections  # bench/sections.py
+
 SY, CB = "switchyard", "crossbar"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -440,8 +442,12 @@ def main():
             md.append(f"- {r['label']} {r['workload']} ({p}, {r['transport']}/{r['serializer']}): {errs}")
     md.append("")
 
+    # Sections other scripts wrote (bench/ab.sh, bench/hostile_report.py) stay.
+    kept = sections.kept(a.out)
     with open(a.out, "w") as f:
         f.write("\n".join(md))
+        if kept:
+            f.write("\n" + kept)
 
     chart(g, a.chart, a.mode)
 

@@ -5,6 +5,7 @@
 //! - [`router`]: realms, sessions, the broker and the dealer.
 //! - [`auth`]: who a peer is (authenticators) and what it may do (authorizer).
 //! - [`config`]: the configuration file and its checks.
+//! - [`trim`]: giving freed memory back to the operating system.
 
 pub mod config;
 pub mod wamp;
@@ -12,3 +13,4 @@ pub mod auth;
 pub mod router;
 pub mod server;
 pub mod transport;
+pub mod trim;

@@ -47,6 +47,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    switchyard::trim::tune_allocator();
     match Cli::parse().command {
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(cfg) => {

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use crate::config::Config;
 use crate::router::{ConnectionLimit, Router};
 use crate::transport::{fd_limit, http, rawsocket};
+use crate::trim;
 
 pub struct Server {
     pub router: Arc<Router>,
@@ -31,6 +32,8 @@ impl Server {
         let max = fd_limit::connection_limit(nofile, config.limits.max_sessions);
         let router = Router::new(config, ConnectionLimit { max, reserve: fd_limit::reserve(nofile) });
         let mut tasks = JoinSet::new();
+
+        tasks.spawn(trim::after_waves_of_closes(router.clone()));
 
         let http_listener = TcpListener::bind(config.listen).await?;
         let websocket = http_listener.local_addr()?;

@@ -40,6 +40,8 @@ pub struct Gate {
     evicting: AtomicUsize,
     /// Signalled whenever a connection closes.
     released: Notify,
+    /// Connections closed since start.
+    closed: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -67,6 +69,7 @@ impl Gate {
             max_refusing: (reserve / 4).max(1),
             evicting: AtomicUsize::new(0),
             released: Notify::new(),
+            closed: AtomicU64::new(0),
             metrics,
         }
     }
@@ -77,6 +80,10 @@ impl Gate {
 
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    pub fn closed_total(&self) -> u64 {
+        self.closed.load(Ordering::Relaxed)
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, CancellationToken>> {
@@ -174,6 +181,7 @@ impl Drop for Admission {
             self.gate.evicting.fetch_sub(1, Ordering::AcqRel);
         }
         self.gate.open.fetch_sub(1, Ordering::AcqRel);
+        self.gate.closed.fetch_add(1, Ordering::Relaxed);
         self.gate.released.notify_waiters();
     }
 }

@@ -36,6 +36,8 @@ pub struct Metrics {
     /// Connections closed because a message was not completed within the frame timeout.
     pub incomplete_messages: Counter,
     pub sessions_refused: Counter,
+    /// Times freed memory was handed back to the system after a wave of closes.
+    pub memory_trims: Counter,
     /// `accept` calls that failed (out of descriptors, memory, ...).
     pub accept_errors: Counter,
     /// Connections closed to make room: the oldest without a session, at the limit.
@@ -75,6 +77,7 @@ impl Metrics {
             sessions_refused: Counter::default(),
             connections_evicted: Counter::default(),
             accept_errors: Counter::default(),
+            memory_trims: Counter::default(),
             auth_failures: Counter::default(),
             auth_throttled: Counter::default(),
             registry: Registry::default(),
@@ -128,6 +131,11 @@ impl Metrics {
             "connections_evicted",
             "Connections without a session closed to make room for a new one at the connection limit",
             m.connections_evicted.clone(),
+        );
+        registry.register(
+            "memory_trims",
+            "Times freed memory was handed back to the system after a wave of closed connections",
+            m.memory_trims.clone(),
         );
         registry.register("accept_errors", "accept() calls that failed (e.g. out of descriptors)", m.accept_errors.clone());
         registry.register("auth_failures", "Authentications refused: wrong secret", m.auth_failures.clone());

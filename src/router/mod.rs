@@ -102,6 +102,11 @@ impl Router {
         self.gate.open()
     }
 
+    /// Connections closed since start.
+    pub fn closed_connections(&self) -> u64 {
+        self.gate.closed_total()
+    }
+
     /// The metrics as Prometheus text, with the gauges read now.
     pub fn render_metrics(&self) -> String {
         self.metrics.budget_used.set(self.budget.used() as i64);
