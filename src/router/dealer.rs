@@ -6,6 +6,7 @@
 //! gone, and a callee that supports cancellation is told when its caller left.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -42,30 +43,21 @@ struct Procedures {
 struct Calls {
     by_invocation: HashMap<(SessionId, u64), PendingCall>,
     by_call: HashMap<(SessionId, u64), (SessionId, u64)>,
-    /// Calls in flight per caller, for `max_calls_per_session`.
-    per_caller: HashMap<SessionId, usize>,
 }
 
 impl Calls {
-    fn in_flight(&self, caller: SessionId) -> usize {
-        self.per_caller.get(&caller).copied().unwrap_or(0)
-    }
-
+    /// Also counts the call in its caller's `calls_in_flight` (changed only here, under
+    /// the dealer's lock), for `max_calls_per_session`.
     fn insert(&mut self, key: (SessionId, u64), call: PendingCall) {
         self.by_call.insert((call.caller.id, call.caller_request), key);
-        *self.per_caller.entry(call.caller.id).or_default() += 1;
+        call.caller.calls_in_flight.fetch_add(1, Ordering::Relaxed);
         self.by_invocation.insert(key, call);
     }
 
     fn remove(&mut self, key: (SessionId, u64)) -> Option<PendingCall> {
         let call = self.by_invocation.remove(&key)?;
         self.by_call.remove(&(call.caller.id, call.caller_request));
-        if let Some(n) = self.per_caller.get_mut(&call.caller.id) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_caller.remove(&call.caller.id);
-            }
-        }
+        call.caller.calls_in_flight.fetch_sub(1, Ordering::Relaxed);
         Some(call)
     }
 }
@@ -161,7 +153,7 @@ impl Dealer {
         // Registered before sending so that a fast YIELD always finds its call.
         {
             let mut calls = lock(&self.calls);
-            if calls.in_flight(caller.id) >= self.max_calls {
+            if caller.calls_in_flight.load(Ordering::Relaxed) >= self.max_calls {
                 self.metrics.calls_refused.inc();
                 return Err(WampError::LimitReached(format!(
                     "a session may have at most {} calls in flight",

@@ -2,7 +2,7 @@
 //! outbox. Shared (`Arc`) by the broker's and dealer's indexes; the session's own state
 //! machine stays private to its reader task (`session.rs`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -42,6 +42,8 @@ pub struct SessionHandle {
     pub requests: IdSequence,
     /// Events not delivered to this session because its outbox was full.
     pub dropped_events: AtomicU64,
+    /// Calls this session has in flight as a caller (kept by the dealer).
+    pub calls_in_flight: AtomicUsize,
     closing: AtomicBool,
 }
 
@@ -73,6 +75,7 @@ impl SessionHandle {
             kill,
             requests: IdSequence::new(),
             dropped_events: AtomicU64::new(0),
+            calls_in_flight: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
         }
     }

@@ -62,11 +62,15 @@ pub fn check(element: &[u8]) -> Result<(), PayloadError> {
             b']' | b'}' => depth = depth.saturating_sub(1),
             b',' => expect_key = depth > 0 && objects & (1 << (depth - 1)) != 0,
             b'"' => {
-                let end = string_end(element, i + 1);
-                let body = &element[i + 1..end];
-                check_escapes(body)?;
-                if !expect_key && body.starts_with(b"\\u0000") {
-                    check_binary(&body[6..])?;
+                let (end, escaped) = string_end(element, i + 1);
+                // Surrogates and binary strings are written with escapes: a string
+                // without any needs no second look.
+                if escaped {
+                    let body = &element[i + 1..end];
+                    check_escapes(body)?;
+                    if !expect_key && body.starts_with(b"\\u0000") {
+                        check_binary(&body[6..])?;
+                    }
                 }
                 expect_key = false;
                 i = end;
@@ -97,18 +101,20 @@ fn check_number(token: &[u8]) -> Result<(), PayloadError> {
     }
 }
 
-/// Index of the closing quote of the string whose body starts at `start`. The element
-/// is valid JSON, so there is one.
-fn string_end(b: &[u8], start: usize) -> usize {
+/// Index of the closing quote of the string whose body starts at `start`, and whether
+/// the body holds an escape. The element is valid JSON, so there is a closing quote.
+fn string_end(b: &[u8], start: usize) -> (usize, bool) {
     let mut i = start;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            b'"' => return i,
-            _ => i += 1,
+    let mut escaped = false;
+    while let Some(n) = memchr::memchr2(b'"', b'\\', &b[i.min(b.len())..]) {
+        i += n;
+        if b[i] == b'"' {
+            return (i, escaped);
         }
+        escaped = true;
+        i += 2;
     }
-    b.len()
+    (b.len(), escaped)
 }
 
 fn hex4(b: &[u8]) -> Option<u16> {
