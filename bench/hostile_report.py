@@ -39,6 +39,8 @@ def settled(rs):
 
 def closes(rs):
     r = rs[0]
+    if r.get("connections") is None:
+        return "–"
     c = r.get("close_after_s") or {}
     closed = f"{r.get('closed_by_router')}/{r.get('connections')}"
     if not c:
