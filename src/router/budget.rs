@@ -50,15 +50,6 @@ impl MemoryBudget {
         }
     }
 
-    /// The largest inbound message sure to get its charge in the end: the quarter no
-    /// queue can take.
-    pub fn inbound_share(&self) -> usize {
-        self.limit / 4
-    }
-
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
 
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
@@ -135,8 +126,8 @@ mod tests {
         let b = MemoryBudget::new(100);
         assert!(b.try_charge_queue(75));
         assert!(!b.try_charge_queue(1));
-        assert!(b.try_charge(25));
-        assert_eq!((b.used(), b.inbound_share()), (100, 25));
+        assert!(b.try_charge(25), "the last quarter is there for inbound messages");
+        assert_eq!(b.used(), 100);
     }
 
     #[test]

@@ -167,14 +167,7 @@ impl Dealer {
         }
         if let Err(e) = callee.send(&invocation) {
             lock(&self.calls).remove((callee.id, request));
-            return Err(match e {
-                SendError::TooLarge(n) => {
-                    WampError::PayloadSizeExceeded(format!("the call of {n} bytes exceeds the callee's maximum message size"))
-                }
-                SendError::Encode(m) => WampError::InvalidArgument(m),
-                e @ SendError::Budget(_) => WampError::LimitReached(e.to_string()),
-                SendError::Gone => WampError::Canceled("the callee left".into()),
-            });
+            return Err(undeliverable(e, "call", "callee").unwrap_or_else(|| WampError::Canceled("the callee left".into())));
         }
         self.metrics.calls.inc();
         Ok(())
@@ -228,14 +221,7 @@ impl Dealer {
     /// A result too large or not encodable for the caller still ends the call: the caller
     /// gets an error saying why instead.
     fn result_undeliverable(&self, caller: &SessionHandle, caller_request: u64, e: SendError) {
-        let err = match e {
-            SendError::Gone => return,
-            SendError::TooLarge(n) => {
-                WampError::PayloadSizeExceeded(format!("the result of {n} bytes exceeds the caller's maximum message size"))
-            }
-            SendError::Encode(m) => WampError::InvalidArgument(m),
-            e @ SendError::Budget(_) => WampError::LimitReached(e.to_string()),
-        };
+        let Some(err) = undeliverable(e, "result", "caller") else { return };
         let _ = caller.send(&error_message(code::CALL, caller_request, &err, caller));
     }
 
@@ -300,6 +286,19 @@ impl Dealer {
             }
         }
     }
+}
+
+/// What the other party of a call is told when `what` (the call, the result) could not
+/// be queued for `whose` side; None when that side is gone.
+fn undeliverable(e: SendError, what: &str, whose: &str) -> Option<WampError> {
+    Some(match e {
+        SendError::Gone => return None,
+        SendError::TooLarge(n) => {
+            WampError::PayloadSizeExceeded(format!("the {what} of {n} bytes exceeds the {whose}'s maximum message size"))
+        }
+        SendError::Encode(m) => WampError::InvalidArgument(m),
+        e @ SendError::Budget(_) => WampError::LimitReached(e.to_string()),
+    })
 }
 
 /// An ERROR reply carrying a router error.

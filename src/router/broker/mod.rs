@@ -234,15 +234,14 @@ impl Broker {
                 Ok(()) => {
                     self.metrics.events_delivered.inc();
                 }
-                Err(PushError::Full) => {
+                Err(e @ (PushError::Full | PushError::Budget)) => {
+                    let (counter, reason) = match e {
+                        PushError::Full => (&self.metrics.events_dropped_full, "subscriber too slow: outbox full"),
+                        _ => (&self.metrics.events_dropped_budget, "the router's memory budget is spent"),
+                    };
                     subscriber.dropped.fetch_add(missed, Ordering::Relaxed);
-                    self.metrics.events_dropped_full.inc();
-                    self.dropped(subscriber, "subscriber too slow: outbox full");
-                }
-                Err(PushError::Budget) => {
-                    subscriber.dropped.fetch_add(missed, Ordering::Relaxed);
-                    self.metrics.events_dropped_budget.inc();
-                    self.dropped(subscriber, "the router's memory budget is spent");
+                    counter.inc();
+                    self.dropped(subscriber, reason);
                 }
                 Err(_) => {}
             }
