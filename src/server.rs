@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
-use crate::router::{ConnectionLimit, Router};
+use crate::router::{Authorizers, ConnectionLimit, Router};
 use crate::transport::{fd_limit, http, rawsocket};
 use crate::trim;
 
@@ -27,13 +27,24 @@ pub struct Server {
 impl Server {
     /// Binds every listener (port 0 picks a free port) and starts serving.
     pub async fn start(config: &Config) -> io::Result<Server> {
+        Server::start_with(config, Authorizers::new()).await
+    }
+
+    /// Like `start`, with the given realms authorized by `authorizers` instead of their
+    /// static roles.
+    pub async fn start_with(config: &Config, authorizers: Authorizers) -> io::Result<Server> {
         let nofile = fd_limit::raise_nofile()?;
         // The limit in force is in the "listening" log line and on /health.
         let max = fd_limit::connection_limit(nofile, config.limits.max_sessions);
-        let router = Router::new(config, ConnectionLimit { max, reserve: fd_limit::reserve(nofile) });
+        let limit = ConnectionLimit { max, reserve: fd_limit::reserve(nofile) };
+        let router = Router::with_authorizers(config, limit, authorizers);
         let mut tasks = JoinSet::new();
 
         tasks.spawn(trim::after_waves_of_closes(router.clone()));
+        // Each realm follows its authorizer's changes (revocations); a no-op for static roles.
+        for realm in router.realms() {
+            tasks.spawn(realm.clone().follow_changes());
+        }
 
         let http_listener = TcpListener::bind(config.listen).await?;
         let websocket = http_listener.local_addr()?;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::throttle::Throttle;
 use crate::config::RealmConfig;
-use crate::router::error::WampError;
+use super::error::AuthError;
 use crate::wamp::{Dict, Value};
 
 /// An authenticated identity.
@@ -15,6 +15,11 @@ pub struct Principal {
     pub authid: String,
     pub authrole: String,
     pub authmethod: &'static str,
+    /// Who vouches for the identity (`WELCOME.Details.authprovider`).
+    pub authprovider: &'static str,
+    /// The credential's identity when the session must end with it (an API token's
+    /// hash): sessions opened with a revoked or expired token are closed.
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,34 +46,40 @@ impl Authenticator {
     }
 
     /// Refuses at once an authid that failed too often from this address.
-    fn check_throttle(&self, address: &str, authid: &str, now: Instant) -> Result<(), WampError> {
+    fn check_throttle(&self, address: &str, authid: &str, now: Instant) -> Result<(), AuthError> {
         let wait = self.throttle.wait(address, authid, now);
         if wait.is_zero() {
             Ok(())
         } else {
-            Err(WampError::AuthenticationThrottled { retry_after_s: wait.as_secs_f64().ceil() as u64 })
+            Err(AuthError::Throttled { retry_after_s: wait.as_secs_f64().ceil() as u64 })
         }
     }
 
     /// Picks the first method the client offers that this realm can do. `address` is the
     /// peer's address (IP without port), for throttling.
-    pub fn hello(&self, details: &Dict, session_id: u64, address: &str) -> Result<HelloOutcome, WampError> {
+    pub fn hello(&self, details: &Dict, session_id: u64, address: &str) -> Result<HelloOutcome, AuthError> {
         let offered: Vec<&str> = match details.get("authmethods") {
             None => vec!["anonymous"],
             Some(Value::List(l)) => l.iter().filter_map(Value::as_str).collect(),
-            Some(_) => return Err(WampError::ProtocolViolation("HELLO.Details.authmethods must be a list".into())),
+            Some(_) => return Err(AuthError::Malformed("HELLO.Details.authmethods must be a list".into())),
         };
         let authid = details.get("authid").and_then(Value::as_str);
         for method in &offered {
             match *method {
                 "ticket" if !self.tickets.is_empty() => {
                     let Some(authid) = authid else {
-                        return Err(WampError::AuthenticationFailed("ticket authentication needs an authid".into()));
+                        return Err(AuthError::Failed("ticket authentication needs an authid".into()));
                     };
                     self.check_throttle(address, authid, Instant::now())?;
                     // The principal's role is looked up at AUTHENTICATE; an unknown authid
                     // is challenged like a known one so that authids cannot be probed.
-                    let pending = Principal { authid: authid.to_owned(), authrole: String::new(), authmethod: "ticket" };
+                    let pending = Principal {
+                        authid: authid.to_owned(),
+                        authrole: String::new(),
+                        authmethod: "ticket",
+                        authprovider: "static",
+                        token: None,
+                    };
                     return Ok(HelloOutcome::Challenge { method: "ticket", extra: Dict::new(), pending });
                 }
                 "anonymous" => {
@@ -77,18 +88,20 @@ impl Authenticator {
                             authid: format!("anonymous-{session_id}"),
                             authrole: role.clone(),
                             authmethod: "anonymous",
+                            authprovider: "static",
+                            token: None,
                         }));
                     }
                 }
                 _ => {}
             }
         }
-        Err(WampError::NoAuthMethod(format!("none of the offered authmethods {offered:?} is accepted on this realm")))
+        Err(AuthError::NoAuthMethod(format!("none of the offered authmethods {offered:?} is accepted on this realm")))
     }
 
     /// Checks the AUTHENTICATE signature for a pending challenge. While the peer is
     /// throttled the signature is not even looked at, so guesses teach it nothing.
-    pub fn authenticate(&self, pending: &Principal, signature: &str, address: &str) -> Result<Principal, WampError> {
+    pub fn authenticate(&self, pending: &Principal, signature: &str, address: &str) -> Result<Principal, AuthError> {
         let now = Instant::now();
         self.check_throttle(address, &pending.authid, now)?;
         let found = self.tickets.iter().find(|(authid, _, _)| *authid == pending.authid);
@@ -98,7 +111,7 @@ impl Authenticator {
             }
             _ => {
                 self.throttle.record_failure(address, &pending.authid, now);
-                Err(WampError::AuthenticationFailed("invalid ticket".into()))
+                Err(AuthError::Failed("invalid ticket".into()))
             }
         }
     }
@@ -132,7 +145,13 @@ mod tests {
         let out = auth().hello(&Dict::new(), 7, "10.0.0.1").unwrap();
         assert_eq!(
             out,
-            HelloOutcome::Welcome(Principal { authid: "anonymous-7".into(), authrole: "anonymous".into(), authmethod: "anonymous" })
+            HelloOutcome::Welcome(Principal {
+                authid: "anonymous-7".into(),
+                authrole: "anonymous".into(),
+                authmethod: "anonymous",
+                authprovider: "static",
+                token: None
+            })
         );
     }
 
@@ -156,10 +175,10 @@ mod tests {
             panic!("no challenge")
         };
         for _ in 0..3 {
-            assert_eq!(a.authenticate(&pending, "wrong", "10.0.0.1"), Err(WampError::AuthenticationFailed("invalid ticket".into())));
+            assert_eq!(a.authenticate(&pending, "wrong", "10.0.0.1"), Err(AuthError::Failed("invalid ticket".into())));
         }
         // Throttled: even the right ticket is refused unchecked, at HELLO and at AUTHENTICATE.
-        let throttled = WampError::AuthenticationThrottled { retry_after_s: 20 };
+        let throttled = AuthError::Throttled { retry_after_s: 20 };
         assert_eq!(a.authenticate(&pending, "s3cret", "10.0.0.1"), Err(throttled.clone()));
         assert_eq!(a.hello(&details, 2, "10.0.0.1"), Err(throttled.clone()));
         assert_eq!(throttled.uri(), "wamp.error.authentication_failed");

@@ -1,5 +1,6 @@
-//! Drives one connection: a reader loop that feeds frames to the session state machine,
-//! and a writer task that drains the session's outbox in batches (many frames, one
+//! Drives one connection: a loop that feeds the session state machine with frames from
+//! the peer and messages from its control inbox (and resumes work the session waits
+//! for), and a writer task that drains the session's outbox in batches (many frames, one
 //! flush), sends keep-alive pings and detects dead peers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::admission::Admission;
 use super::frames::{CloseReason, ConnInfo, FrameReader, FrameWriter, Inbound, TransportError};
 use super::outbox::Outbox;
-use super::session::{Flow, Session};
+use super::control::ControlInbox;
+use super::session::{Flow, Session, Waiting};
 use super::Router;
 
 /// Frames written per flush at most.
@@ -47,7 +49,8 @@ pub async fn serve<R: FrameReader, W: FrameWriter>(
         close_rx,
     ));
 
-    let mut session = Session::new(router.clone(), conn, outbox.clone(), kill.clone());
+    let inbox = Arc::new(ControlInbox::new());
+    let mut session = Session::new(router.clone(), conn, outbox.clone(), kill.clone(), inbox.clone());
     let hello_deadline = tokio::time::sleep(router.limits.hello_timeout);
     tokio::pin!(hello_deadline);
     let goodbye_deadline = tokio::time::sleep(Duration::MAX / 4);
@@ -64,33 +67,33 @@ pub async fn serve<R: FrameReader, W: FrameWriter>(
     let mut established = false;
     let mut shutting_down = false;
     let mut close_reason = CloseReason::Normal;
+    // Work the session waits for (an authorization being decided); while it waits, no
+    // frame is read, so the peer's messages stay in order.
+    let mut waiting: Option<Waiting> = None;
     loop {
-        tokio::select! {
-            inbound = reader.next() => {
+        let flow = tokio::select! {
+            inbound = reader.next(), if waiting.is_none() => {
                 last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
                 match inbound {
                     None => break,
-                    Some(Ok(Inbound::Message(frame))) => {
-                        let flow = session.handle_frame(frame);
-                        if !established && session.is_established() {
-                            established = true;
-                            admission.establish();
-                        }
-                        if flow == Flow::Close {
-                            break;
-                        }
-                    }
+                    Some(Ok(Inbound::Message(frame))) => session.handle_frame(frame),
                     Some(Ok(Inbound::Ping(payload))) => {
                         // Dropped like an event when the peer does not read its PONGs.
                         let _ = outbox.push_pong(payload);
+                        Flow::Continue
                     }
-                    Some(Ok(Inbound::Alive)) => {}
+                    Some(Ok(Inbound::Alive)) => Flow::Continue,
                     Some(Err(e)) => {
                         close_reason = transport_error(&router, &mut session, e).unwrap_or_default();
                         break;
                     }
                 }
             }
+            rest = async { waiting.as_mut().expect("polled only while waiting").await }, if waiting.is_some() => {
+                waiting = None;
+                session.resume(rest)
+            }
+            control = inbox.recv() => session.control(control, waiting.is_some()),
             _ = &mut hello_deadline, if !established => {
                 session.hello_timeout();
                 break;
@@ -101,13 +104,24 @@ pub async fn serve<R: FrameReader, W: FrameWriter>(
             }
             _ = &mut shutdown_signal, if !shutting_down => {
                 shutting_down = true;
-                if !session.system_shutdown() {
-                    break;
-                }
-                goodbye_deadline.as_mut().reset(tokio::time::Instant::now() + GOODBYE_WAIT);
+                session.system_shutdown()
             }
             _ = &mut goodbye_deadline => break,
             _ = &mut killed => break,
+        };
+        if !established && session.is_established() {
+            established = true;
+            admission.establish();
+        }
+        match flow {
+            Flow::Continue => {}
+            Flow::Wait(w) => waiting = Some(w),
+            Flow::Closing => {
+                // What the session waited for no longer matters: it has left.
+                waiting = None;
+                goodbye_deadline.as_mut().reset(tokio::time::Instant::now() + GOODBYE_WAIT);
+            }
+            Flow::Close => break,
         }
     }
     session.leave();

@@ -4,6 +4,9 @@
 //! id), with a second key (caller session, CALL request id) for cancellation. Either
 //! side leaving resolves its calls at once: a caller never waits for a callee that is
 //! gone, and a callee that supports cancellation is told when its caller left.
+//!
+//! REGISTERED is queued under the procedures lock that a CALL must take to find the
+//! registration, so no INVOCATION can overtake the reply that names its registration.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -13,6 +16,7 @@ use std::time::SystemTime;
 use super::error::WampError;
 use super::handle::{SendError, SessionHandle};
 use super::metrics::Metrics;
+use crate::auth::{Admit, Guard};
 use crate::wamp::ids::{IdSequence, SessionId};
 use crate::wamp::message::code;
 use crate::wamp::{dict, Args, Dict, Message, Value};
@@ -23,10 +27,13 @@ pub struct Registration {
     pub uri: String,
     pub callee: Arc<SessionHandle>,
     pub created: SystemTime,
+    /// Asked before each call when the callee's permission can change.
+    guard: Option<Arc<dyn Guard>>,
 }
 
 #[derive(Debug)]
 struct PendingCall {
+    registration: u64,
     caller: Arc<SessionHandle>,
     caller_request: u64,
     callee: Arc<SessionHandle>,
@@ -98,15 +105,54 @@ impl Dealer {
         Dealer { procedures: RwLock::default(), calls: Mutex::default(), max_calls, metrics }
     }
 
-    pub fn register(&self, callee: &Arc<SessionHandle>, uri: &str, ids: &IdSequence) -> Result<u64, WampError> {
+    /// Registers `uri` for `callee` and calls `announce` with the id (to queue
+    /// REGISTERED) before any call can reach it.
+    pub fn register(
+        &self,
+        callee: &Arc<SessionHandle>,
+        uri: &str,
+        ids: &IdSequence,
+        guard: Option<Arc<dyn Guard>>,
+        announce: impl FnOnce(u64),
+    ) -> Result<u64, WampError> {
         let mut procs = self.procedures.write().unwrap_or_else(|p| p.into_inner());
         if procs.by_uri.contains_key(uri) {
             return Err(WampError::ProcedureAlreadyExists(uri.to_owned()));
         }
-        let reg = Arc::new(Registration { id: ids.next(), uri: uri.to_owned(), callee: callee.clone(), created: SystemTime::now() });
+        let reg = Arc::new(Registration {
+            id: ids.next(),
+            uri: uri.to_owned(),
+            callee: callee.clone(),
+            created: SystemTime::now(),
+            guard,
+        });
         procs.by_uri.insert(uri.to_owned(), reg.clone());
         procs.by_id.insert(reg.id, reg.clone());
+        announce(reg.id);
         Ok(reg.id)
+    }
+
+    /// Ends registration `id` of `callee` because its permission was withdrawn: calls
+    /// in flight to it fail with `wamp.error.canceled` and the callee, if it can be
+    /// interrupted, is told to stop. False if the callee holds no such registration.
+    pub fn revoke(&self, callee: SessionId, id: u64) -> bool {
+        if self.unregister(callee, id).is_err() {
+            return false;
+        }
+        let cut: Vec<(u64, PendingCall)> = {
+            let mut calls = lock(&self.calls);
+            let keys: Vec<(SessionId, u64)> =
+                calls.by_invocation.iter().filter(|(k, c)| k.0 == callee && c.registration == id).map(|(k, _)| *k).collect();
+            keys.into_iter().filter_map(|k| calls.remove(k).map(|c| (k.1, c))).collect()
+        };
+        let err = WampError::Canceled("the callee's permission for this procedure was withdrawn".into());
+        for (invocation, call) in cut {
+            if call.callee.features.callee_call_canceling {
+                let _ = call.callee.send(&Message::Interrupt { request: invocation, options: dict([("mode", "killnowait".into())]) });
+            }
+            let _ = call.caller.send(&error_message(code::CALL, call.caller_request, &err, &call.caller));
+        }
+        true
     }
 
     pub fn unregister(&self, callee: SessionId, id: u64) -> Result<(), WampError> {
@@ -136,6 +182,14 @@ impl Dealer {
             .get(&req.procedure)
             .cloned()
             .ok_or_else(|| WampError::NoSuchProcedure(req.procedure.clone()))?;
+        match reg.guard.as_ref().map_or(Admit::Yes, |g| g.admits(&reg.uri)) {
+            Admit::Yes => {}
+            // Withdrawn: the registration is on its way out.
+            Admit::No => return Err(WampError::NoSuchProcedure(req.procedure)),
+            Admit::Hold => {
+                return Err(WampError::Unavailable("the callee's permission cannot be confirmed right now".into()))
+            }
+        }
         let callee = reg.callee.clone();
         let wants_progress = req.options.get("receive_progress").and_then(Value::as_bool).unwrap_or(false);
         let receive_progress = wants_progress && callee.features.callee_progressive_call_results;
@@ -162,7 +216,13 @@ impl Dealer {
             }
             calls.insert(
                 (callee.id, request),
-                PendingCall { caller: caller.clone(), caller_request: req.request, callee: callee.clone(), receive_progress },
+                PendingCall {
+                    registration: reg.id,
+                    caller: caller.clone(),
+                    caller_request: req.request,
+                    callee: callee.clone(),
+                    receive_progress,
+                },
             );
         }
         if let Err(e) = callee.send(&invocation) {
@@ -309,5 +369,37 @@ pub fn error_message(request_type: u64, request: u64, err: &WampError, to: &Sess
         details: Dict::new(),
         error: err.uri().to_owned(),
         payload: err.args(to.serializer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::handle::testing::{drain, handle};
+    use crate::wamp::Serializer;
+
+    /// The worst moment for a concurrent call: after the registration exists and before
+    /// REGISTERED is queued. The call must find no procedure, not overtake REGISTERED.
+    #[tokio::test]
+    async fn no_invocation_overtakes_registered() {
+        let dealer = Arc::new(Dealer::new(Arc::new(Metrics::new()), 10));
+        let ids = IdSequence::new();
+        let (caller, callee) = (handle(1), handle(2));
+        let request = |n: u64| CallRequest { request: n, procedure: "p".into(), options: Dict::new(), payload: Args::default(), disclose: false };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let id = dealer
+            .register(&callee, "p", &ids, None, |id| {
+                // A caller on another thread tries while the registration is being announced.
+                let (dealer, caller, tx) = (dealer.clone(), caller.clone(), tx.clone());
+                std::thread::spawn(move || tx.send(dealer.call(&caller, request(1))).unwrap());
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                callee.outbox.push(Message::Registered { request: 9, registration: id }.encode(Serializer::Json).unwrap()).unwrap();
+            })
+            .unwrap();
+        // The concurrent call waited for the lock and was routed after REGISTERED.
+        assert_eq!(rx.recv().unwrap(), Ok(()));
+        let got = drain(&callee).await;
+        assert_eq!(got[0], Message::Registered { request: 9, registration: id });
+        assert!(matches!(got[1], Message::Invocation { registration, .. } if registration == id), "{got:?}");
     }
 }

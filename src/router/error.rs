@@ -3,18 +3,19 @@
 
 use thiserror::Error;
 
+use crate::auth::{AuthError, Undecided};
 use crate::wamp::{dict, Args, Dict, Payload, Serializer, Value};
 
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum WampError {
     #[error("no such realm '{0}'")]
     NoSuchRealm(String),
-    #[error("{0}")]
-    NoAuthMethod(String),
-    #[error("{0}")]
-    AuthenticationFailed(String),
-    #[error("too many failed authentications from this address; retry in {retry_after_s} s")]
-    AuthenticationThrottled { retry_after_s: u64 },
+    /// Authentication refused (no method, wrong secret, throttled).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The authorizer could not decide: refused, fail closed.
+    #[error(transparent)]
+    AuthorizationFailed(#[from] Undecided),
     #[error("{0}")]
     ProtocolViolation(String),
     #[error("session is not authorized to {action} '{uri}'")]
@@ -37,6 +38,9 @@ pub enum WampError {
     NoSuchSubscription(u64),
     #[error("{0}")]
     Canceled(String),
+    /// The callee cannot take the call now.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     PayloadSizeExceeded(String),
     #[error("{0}")]
@@ -47,10 +51,8 @@ impl WampError {
     pub fn uri(&self) -> &'static str {
         match self {
             WampError::NoSuchRealm(_) => "wamp.error.no_such_realm",
-            WampError::NoAuthMethod(_) => "wamp.error.no_auth_method",
-            WampError::AuthenticationFailed(_) | WampError::AuthenticationThrottled { .. } => {
-                "wamp.error.authentication_failed"
-            }
+            WampError::Auth(e) => e.uri(),
+            WampError::AuthorizationFailed(_) => Undecided::URI,
             WampError::ProtocolViolation(_) => "wamp.error.protocol_violation",
             WampError::NotAuthorized { .. } => "wamp.error.not_authorized",
             WampError::InvalidUri(_) | WampError::UriTooLong { .. } | WampError::ReservedUri(_) => {
@@ -62,6 +64,7 @@ impl WampError {
             WampError::NoSuchRegistration(_) => "wamp.error.no_such_registration",
             WampError::NoSuchSubscription(_) => "wamp.error.no_such_subscription",
             WampError::Canceled(_) => "wamp.error.canceled",
+            WampError::Unavailable(_) => "wamp.error.unavailable",
             WampError::PayloadSizeExceeded(_) => "wamp.error.payload_size_exceeded",
             WampError::LimitReached(_) => "wamp.error.limit_reached",
         }

@@ -1,6 +1,7 @@
 //! What the rest of the router sees of an established session: identity, serializer,
-//! outbox. Shared (`Arc`) by the broker's and dealer's indexes; the session's own state
-//! machine stays private to its reader task (`session.rs`).
+//! outbox, control inbox. Shared (`Arc`) by the broker's and dealer's indexes; the
+//! session's own state machine, and what it holds, stay private to its task
+//! (`session/`), which the rest of the router reaches through the control inbox.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,7 +9,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
+use super::control::{Control, ControlInbox, InboxFull};
 use super::outbox::{Outbox, PushError};
+use crate::auth::{Permissions, Principal};
 use crate::wamp::ids::{IdSequence, SessionId};
 use crate::wamp::{Message, Serializer};
 
@@ -29,6 +32,11 @@ pub struct SessionHandle {
     pub authid: String,
     pub authrole: String,
     pub authmethod: String,
+    /// What this session may do: its realm's authorizer's view of it.
+    pub permissions: Arc<dyn Permissions>,
+    /// The credential the session was opened with, when it can be revoked (see
+    /// `auth::Principal::token`).
+    pub token: Option<String>,
     pub serializer: Serializer,
     pub transport: &'static str,
     pub peer: String,
@@ -38,6 +46,8 @@ pub struct SessionHandle {
     pub outbox: Arc<Outbox>,
     /// Cancelled to tear the connection down.
     pub kill: CancellationToken,
+    /// How the router reaches the live session (`control.rs`).
+    pub inbox: Arc<ControlInbox>,
     /// Session-scope ids for requests the router sends (INVOCATION).
     pub requests: IdSequence,
     /// Events not delivered to this session because its outbox was full.
@@ -48,24 +58,23 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: SessionId,
         realm: String,
-        authid: String,
-        authrole: String,
-        authmethod: String,
+        principal: Principal,
+        permissions: Arc<dyn Permissions>,
         conn: &super::frames::ConnInfo,
         features: PeerFeatures,
-        outbox: Arc<Outbox>,
-        kill: CancellationToken,
+        (outbox, kill, inbox): (Arc<Outbox>, CancellationToken, Arc<ControlInbox>),
     ) -> SessionHandle {
         SessionHandle {
             id,
             realm,
-            authid,
-            authrole,
-            authmethod,
+            authid: principal.authid,
+            authrole: principal.authrole,
+            authmethod: principal.authmethod.to_owned(),
+            token: principal.token,
+            permissions,
             serializer: conn.serializer,
             transport: conn.transport,
             peer: conn.peer.clone(),
@@ -73,6 +82,7 @@ impl SessionHandle {
             max_outgoing: conn.max_outgoing,
             outbox,
             kill,
+            inbox,
             requests: IdSequence::new(),
             dropped_events: AtomicU64::new(0),
             calls_in_flight: AtomicUsize::new(0),
@@ -105,6 +115,18 @@ impl SessionHandle {
         }
     }
 
+    /// Hands `c` to the session's task. A session whose inbox is full is closed at once
+    /// (it could not be told of a revocation: fail closed); the error says so, for the
+    /// caller to count.
+    pub fn control(&self, c: Control) -> Result<(), InboxFull> {
+        let sent = self.inbox.send(c);
+        if sent.is_err() {
+            tracing::warn!(session = %self.id, "control inbox full: closing the session");
+            self.close_now();
+        }
+        sent
+    }
+
     /// Tears the connection down without a goodbye (the peer cannot keep up or is gone).
     pub fn close_now(&self) {
         self.closing.store(true, Ordering::Relaxed);
@@ -127,4 +149,45 @@ pub enum SendError {
     Budget(usize),
     #[error("the peer is gone")]
     Gone,
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Sessions without a connection, for unit tests of the broker and dealer.
+    use super::*;
+    use crate::router::budget::MemoryBudget;
+    use crate::router::frames::ConnInfo;
+    use crate::router::outbox::OutboxLimits;
+
+    pub fn handle(id: u64) -> Arc<SessionHandle> {
+        let conn = ConnInfo { serializer: Serializer::Json, transport: "test", peer: "127.0.0.1:1".into(), max_outgoing: usize::MAX };
+        let limits = OutboxLimits { max_messages: 64, max_bytes: 1 << 20, rpc_bytes: 1 << 20 };
+        let outbox = Arc::new(Outbox::new(limits, Arc::new(MemoryBudget::new(64 << 20))));
+        let principal = Principal {
+            authid: format!("user{id}"),
+            authrole: "user".into(),
+            authmethod: "ticket",
+            authprovider: "static",
+            token: None,
+        };
+        let parts = (outbox, CancellationToken::new(), Arc::new(ControlInbox::new()));
+        let permissions = Arc::new(crate::auth::Role::default());
+        Arc::new(SessionHandle::new(SessionId(id), "r".into(), principal, permissions, &conn, PeerFeatures::default(), parts))
+    }
+
+    /// The messages queued for `h`, decoded, oldest first.
+    pub async fn drain(h: &SessionHandle) -> Vec<Message> {
+        let mut batch = Vec::new();
+        let mut out = Vec::new();
+        while !h.outbox.is_empty() {
+            h.outbox.next_batch(&mut batch, 64, 1 << 20).await;
+            for o in batch.drain(..) {
+                if let crate::router::outbox::Outgoing::Frame(f) = o {
+                    out.push(Message::decode(Serializer::Json, &f).expect("decodable"));
+                }
+            }
+            h.outbox.written();
+        }
+        out
+    }
 }

@@ -22,6 +22,23 @@ pub struct Metrics {
     pub events_dropped_too_large: Counter,
     /// Events not sent because they could not be encoded for the subscriber's serializer.
     pub events_dropped_untranscodable: Counter,
+    /// Events not delivered to a subscriber that may not read the event's object (a
+    /// pattern subscription over protected topics, or a permission just withdrawn).
+    pub events_filtered: Counter,
+    /// Events held back from a subscriber because its permission could not be decided
+    /// (the permission database unreachable, or a change being applied).
+    pub events_held: Counter,
+    /// Subscriptions and registrations ended because their permission was withdrawn.
+    pub subscriptions_revoked: Counter,
+    pub registrations_revoked: Counter,
+    /// Sessions closed by the router (`wamp.close.revoked`, kills).
+    pub sessions_closed_by_router: Counter,
+    /// Sessions closed because their control inbox was full.
+    pub control_overflows: Counter,
+    /// Requests refused because the authorizer could not decide.
+    pub authorization_failures: Counter,
+    /// Requests that waited for the authorizer to find out (a cache miss).
+    pub authorization_waits: Counter,
     /// EVENT frames encoded: one per (subscription, serializer) per publication.
     pub event_encodes: Counter,
     pub calls: Counter,
@@ -80,6 +97,14 @@ impl Metrics {
             memory_trims: Counter::default(),
             auth_failures: Counter::default(),
             auth_throttled: Counter::default(),
+            events_filtered: Counter::default(),
+            events_held: Counter::default(),
+            subscriptions_revoked: Counter::default(),
+            registrations_revoked: Counter::default(),
+            sessions_closed_by_router: Counter::default(),
+            control_overflows: Counter::default(),
+            authorization_failures: Counter::default(),
+            authorization_waits: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("sessions", "Established sessions", m.sessions.clone());
@@ -138,6 +163,34 @@ impl Metrics {
             m.memory_trims.clone(),
         );
         registry.register("accept_errors", "accept() calls that failed (e.g. out of descriptors)", m.accept_errors.clone());
+        registry.register(
+            "events_filtered",
+            "EVENTs not delivered to a subscriber that may not read the event's object",
+            m.events_filtered.clone(),
+        );
+        registry.register(
+            "events_held",
+            "EVENTs held back: the subscriber's permission could not be decided at that moment",
+            m.events_held.clone(),
+        );
+        registry.register("subscriptions_revoked", "Subscriptions ended: permission withdrawn", m.subscriptions_revoked.clone());
+        registry.register("registrations_revoked", "Registrations ended: permission withdrawn", m.registrations_revoked.clone());
+        registry.register(
+            "sessions_closed_by_router",
+            "Sessions closed by the router (token revoked or expired, user disabled, killed)",
+            m.sessions_closed_by_router.clone(),
+        );
+        registry.register("control_overflows", "Sessions closed: their control inbox was full", m.control_overflows.clone());
+        registry.register(
+            "authorization_failures",
+            "Requests refused with wamp.error.authorization_failed: the authorizer could not decide",
+            m.authorization_failures.clone(),
+        );
+        registry.register(
+            "authorization_waits",
+            "Requests that waited for the authorizer to find out (not cached)",
+            m.authorization_waits.clone(),
+        );
         registry.register("auth_failures", "Authentications refused: wrong secret", m.auth_failures.clone());
         registry.register(
             "auth_throttled",

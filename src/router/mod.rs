@@ -6,6 +6,7 @@ pub mod admission;
 pub mod broker;
 pub mod budget;
 pub mod connection;
+pub mod control;
 pub mod dealer;
 pub mod error;
 pub mod features;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Authorizer;
 use crate::config::{Config, Limits};
 use admission::{Admit, Gate};
 use budget::MemoryBudget;
@@ -45,6 +47,9 @@ pub struct Router {
     pub budget: Arc<MemoryBudget>,
 }
 
+/// Authorizers by realm name, for the realms that do not use their static roles.
+pub type Authorizers = HashMap<String, Arc<dyn Authorizer>>;
+
 /// How many connections the process may hold, as the server worked it out from the
 /// descriptor limit (`transport::fd_limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,11 +62,23 @@ pub struct ConnectionLimit {
 
 impl Router {
     pub fn new(config: &Config, connections: ConnectionLimit) -> Arc<Router> {
+        Router::with_authorizers(config, connections, Authorizers::new())
+    }
+
+    /// A router whose realms named in `authorizers` use that authorizer instead of
+    /// their static roles (the permission graph, or an embedding application's own).
+    pub fn with_authorizers(config: &Config, connections: ConnectionLimit, mut authorizers: Authorizers) -> Arc<Router> {
         let metrics = Arc::new(Metrics::new());
         let realms = config
             .realms
             .iter()
-            .map(|r| (r.name.clone(), Arc::new(Realm::from_config(r, &config.limits, metrics.clone()))))
+            .map(|r| {
+                let realm = match authorizers.remove(&r.name) {
+                    Some(a) => Realm::new(r, &config.limits, metrics.clone(), a),
+                    None => Realm::from_config(r, &config.limits, metrics.clone()),
+                };
+                (r.name.clone(), Arc::new(realm))
+            })
             .collect();
         Arc::new(Router {
             limits: config.limits.clone(),
@@ -77,6 +94,10 @@ impl Router {
 
     pub fn realm(&self, name: &str) -> Option<&Arc<Realm>> {
         self.realms.get(name)
+    }
+
+    pub fn realms(&self) -> impl Iterator<Item = &Arc<Realm>> {
+        self.realms.values()
     }
 
     pub fn outbox_limits(&self) -> OutboxLimits {

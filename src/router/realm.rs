@@ -1,16 +1,29 @@
-//! A realm: one broker, one dealer, an authenticator and an authorizer. Realms share
-//! nothing, so a hot realm never slows another.
+//! A realm: one broker, one dealer, an authenticator and an authorizer, and the live
+//! sessions by id and by authid. Realms share nothing, so a hot realm never slows
+//! another.
+//!
+//! The realm follows its authorizer's change feed (`follow_changes`): whose answers
+//! changed is turned into re-checks in those sessions' control inboxes, and sessions
+//! that must end (a revoked token, a disabled user) are told to close. The sessions
+//! do the rest on their own tasks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use super::broker::Broker;
+use super::control::{Closing, Control};
 use super::dealer::Dealer;
 use super::handle::SessionHandle;
 use super::metrics::Metrics;
-use crate::auth::{Action, Authenticator, Authorizer, Decision, StaticRoles};
+use crate::auth::{Authenticator, Authorizer, ChangeBatch, StaticRoles};
 use crate::config::{Limits, RealmConfig};
 use crate::wamp::ids::{IdSequence, SessionId};
+
+#[derive(Debug, Default)]
+struct Sessions {
+    by_id: HashMap<SessionId, Arc<SessionHandle>>,
+    by_authid: HashMap<String, Vec<SessionId>>,
+}
 
 #[derive(Debug)]
 pub struct Realm {
@@ -18,31 +31,43 @@ pub struct Realm {
     pub broker: Broker,
     pub dealer: Dealer,
     pub authenticator: Authenticator,
-    authorizer: Box<dyn Authorizer>,
+    pub authorizer: Arc<dyn Authorizer>,
     /// Router-scope ids (subscriptions, registrations).
     pub ids: IdSequence,
-    sessions: RwLock<HashMap<SessionId, Arc<SessionHandle>>>,
+    sessions: RwLock<Sessions>,
+    metrics: Arc<Metrics>,
 }
 
 impl Realm {
     pub fn from_config(cfg: &RealmConfig, limits: &Limits, metrics: Arc<Metrics>) -> Realm {
+        Realm::new(cfg, limits, metrics, Arc::new(StaticRoles::from_config(cfg)))
+    }
+
+    pub fn new(cfg: &RealmConfig, limits: &Limits, metrics: Arc<Metrics>, authorizer: Arc<dyn Authorizer>) -> Realm {
         Realm {
             name: cfg.name.clone(),
             broker: Broker::new(metrics.clone()),
-            dealer: Dealer::new(metrics, limits.max_calls_per_session),
+            dealer: Dealer::new(metrics.clone(), limits.max_calls_per_session),
             authenticator: Authenticator::from_config(cfg, limits.auth_failures_per_minute),
-            authorizer: Box::new(StaticRoles::from_config(cfg)),
+            authorizer,
             ids: IdSequence::new(),
             sessions: RwLock::default(),
+            metrics,
         }
     }
 
-    pub fn authorize(&self, session: &SessionHandle, action: Action, uri: &str) -> Decision {
-        self.authorizer.authorize(&session.authrole, action, uri)
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Sessions> {
+        self.sessions.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Sessions> {
+        self.sessions.write().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn join(&self, handle: Arc<SessionHandle>) {
-        self.sessions.write().unwrap_or_else(|p| p.into_inner()).insert(handle.id, handle);
+        let mut s = self.write();
+        s.by_authid.entry(handle.authid.clone()).or_default().push(handle.id);
+        s.by_id.insert(handle.id, handle);
     }
 
     /// Removes a session and everything it held: its subscriptions and registrations
@@ -53,14 +78,65 @@ impl Realm {
             self.broker.unsubscribe(id, sub);
         }
         self.dealer.session_closed(id, registrations);
-        self.sessions.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        let mut s = self.write();
+        if let Some(handle) = s.by_id.remove(&id) {
+            if let Some(ids) = s.by_authid.get_mut(&handle.authid) {
+                ids.retain(|x| *x != id);
+                if ids.is_empty() {
+                    s.by_authid.remove(&handle.authid);
+                }
+            }
+        }
     }
 
     pub fn session_count(&self) -> usize {
-        self.sessions.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.read().by_id.len()
     }
 
     pub fn sessions(&self) -> Vec<Arc<SessionHandle>> {
-        self.sessions.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.read().by_id.values().cloned().collect()
+    }
+
+    /// The live sessions of `authid`.
+    pub fn sessions_of(&self, authid: &str) -> Vec<Arc<SessionHandle>> {
+        let s = self.read();
+        s.by_authid.get(authid).map_or_else(Vec::new, |ids| ids.iter().filter_map(|id| s.by_id.get(id).cloned()).collect())
+    }
+
+    /// Hands `c` to a session; a session that cannot take it is closed and counted.
+    pub fn control(&self, session: &SessionHandle, c: Control) {
+        if session.control(c).is_err() {
+            self.metrics.control_overflows.inc();
+        }
+    }
+
+    /// Follows the authorizer's change feed until the realm is dropped; returns at once
+    /// for an authorizer whose answers never change.
+    pub async fn follow_changes(self: Arc<Self>) {
+        let Some(feed) = self.authorizer.changes() else { return };
+        loop {
+            let batch = feed.next().await;
+            self.apply(batch);
+        }
+    }
+
+    fn apply(&self, batch: ChangeBatch) {
+        let rechecked: Vec<Arc<SessionHandle>> = if batch.recheck_all {
+            self.sessions()
+        } else {
+            batch.recheck.iter().flat_map(|authid| self.sessions_of(authid)).collect()
+        };
+        for session in rechecked {
+            session.inbox.request_recheck();
+        }
+        for ending in batch.end {
+            for session in self.sessions_of(&ending.authid) {
+                if ending.token.is_some() && session.token != ending.token {
+                    continue;
+                }
+                let closing = Closing { reason: "wamp.close.revoked".into(), message: ending.message.clone() };
+                self.control(&session, Control::Close(Box::new(closing)));
+            }
+        }
     }
 }

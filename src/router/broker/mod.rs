@@ -5,13 +5,18 @@
 //! to every subscriber. Lookups: exact topics in a hash map, prefixes in a patricia
 //! tree, wildcards in a component trie. Publications on one topic are ordered by a
 //! striped lock held while the event is queued (never across an await).
+//!
+//! A new subscriber is not live until its SUBSCRIBED is queued (`subscribe` takes the
+//! announcement as a callback), so no EVENT of a subscription can overtake the reply
+//! that names it. A subscriber whose permission can change carries a guard
+//! (`auth::Guard`) asked per event: it stops delivery the moment the permission is gone.
 
 mod filter;
 mod wildcard;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -22,6 +27,7 @@ pub use filter::Recipients;
 use wildcard::WildcardTrie;
 
 use super::handle::SessionHandle;
+use crate::auth::{Admit, Guard};
 use super::metrics::Metrics;
 use super::outbox::PushError;
 use crate::wamp::ids::{global_id, IdSequence, SessionId};
@@ -36,6 +42,9 @@ pub struct Subscriber {
     pub session: Arc<SessionHandle>,
     /// Events dropped since the last one delivered; reported in the next EVENT.
     dropped: AtomicU64,
+    /// Set once SUBSCRIBED is queued; events before that are not this subscriber's.
+    live: AtomicBool,
+    guard: Option<Arc<dyn Guard>>,
 }
 
 #[derive(Debug)]
@@ -127,9 +136,34 @@ impl Broker {
         Broker { index: RwLock::default(), stripes: (0..TOPIC_STRIPES).map(|_| Mutex::new(())).collect(), metrics }
     }
 
-    /// Adds `session` to the subscription for (uri, policy), creating it if needed.
-    /// Subscribing twice returns the same id. `ids` is the router-scope id sequence.
-    pub fn subscribe(&self, session: &Arc<SessionHandle>, uri: &str, policy: MatchPolicy, ids: &IdSequence) -> u64 {
+    /// Adds `session` to the subscription for (uri, policy), creating it if needed, and
+    /// calls `announce` with its id (to queue SUBSCRIBED) before events flow to it.
+    /// Subscribing twice returns the same subscription. `ids` is the router-scope id
+    /// sequence; `guard`, if any, is asked before every event to this subscriber.
+    pub fn subscribe(
+        &self,
+        session: &Arc<SessionHandle>,
+        (uri, policy): (&str, MatchPolicy),
+        ids: &IdSequence,
+        guard: Option<Arc<dyn Guard>>,
+        announce: impl FnOnce(u64),
+    ) -> Arc<Subscription> {
+        let (sub, subscriber) = self.attach(session, uri, policy, ids, guard);
+        announce(sub.id);
+        // Release: an event pushed by a publisher that sees `live` is queued after the
+        // SUBSCRIBED queued above (one outbox, in order).
+        subscriber.live.store(true, Ordering::Release);
+        sub
+    }
+
+    fn attach(
+        &self,
+        session: &Arc<SessionHandle>,
+        uri: &str,
+        policy: MatchPolicy,
+        ids: &IdSequence,
+        guard: Option<Arc<dyn Guard>>,
+    ) -> (Arc<Subscription>, Arc<Subscriber>) {
         let mut index = write(&self.index);
         let sub = match index.find(uri, policy) {
             Some(s) => s.clone(),
@@ -146,10 +180,21 @@ impl Broker {
             }
         };
         let mut subs = write(&sub.subscribers);
-        if !subs.iter().any(|s| s.session.id == session.id) {
-            subs.push(Arc::new(Subscriber { session: session.clone(), dropped: AtomicU64::new(0) }));
-        }
-        sub.id
+        let subscriber = match subs.iter().find(|s| s.session.id == session.id) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(Subscriber {
+                    session: session.clone(),
+                    dropped: AtomicU64::new(0),
+                    live: AtomicBool::new(false),
+                    guard,
+                });
+                subs.push(s.clone());
+                s
+            }
+        };
+        drop(subs);
+        (sub, subscriber)
     }
 
     /// Removes `session` from subscription `id`; the subscription goes away with its last
@@ -202,17 +247,30 @@ impl Broker {
                 details.insert("topic".into(), p.topic.into());
             }
             let event = Message::Event { subscription: sub.id, publication, details, payload: p.payload.clone() };
-            self.fan_out(sub, &event, &p.recipients);
+            self.fan_out(sub, &event, &p);
         }
         publication
     }
 
-    fn fan_out(&self, sub: &Subscription, event: &Message, recipients: &Recipients) {
+    fn fan_out(&self, sub: &Subscription, event: &Message, p: &Publication<'_>) {
         let mut frames: [Option<Option<Bytes>>; 3] = [None, None, None];
         for subscriber in read(&sub.subscribers).iter() {
             let session = &subscriber.session;
-            if !recipients.admits(session) {
+            if !subscriber.live.load(Ordering::Acquire) || !p.recipients.admits(session) {
                 continue;
+            }
+            if let Some(guard) = &subscriber.guard {
+                match guard.admits(p.topic) {
+                    Admit::Yes => {}
+                    Admit::No => {
+                        self.metrics.events_filtered.inc();
+                        continue;
+                    }
+                    Admit::Hold => {
+                        self.metrics.events_held.inc();
+                        continue;
+                    }
+                }
             }
             let ser = session.serializer;
             let frame = frames[ser.index()].get_or_insert_with(|| self.encode(event, ser));
@@ -277,5 +335,73 @@ impl Broker {
         if total.is_power_of_two() {
             tracing::warn!(session = %subscriber.session.id, dropped_total = total, "event dropped: {reason}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::handle::testing::{drain, handle};
+    use crate::wamp::Args;
+
+    fn publish(broker: &Broker, publisher: &SessionHandle, topic: &str) -> u64 {
+        let recipients = Recipients::from_options(publisher.id, &Dict::new()).unwrap();
+        broker.publish(Publication { publisher, topic, recipients, disclose: false, payload: Args::default() })
+    }
+
+    /// The worst moment for a concurrent publication: after the subscription exists and
+    /// before SUBSCRIBED is queued. The new subscriber must not get that event, and
+    /// SUBSCRIBED must come before the first event it does get.
+    #[tokio::test]
+    async fn no_event_overtakes_subscribed() {
+        let broker = Broker::new(Arc::new(Metrics::new()));
+        let ids = IdSequence::new();
+        let (publisher, subscriber) = (handle(1), handle(2));
+        for policy in [MatchPolicy::Exact, MatchPolicy::Prefix] {
+            let uri = if policy == MatchPolicy::Exact { "a.b" } else { "a." };
+            let sub = broker.subscribe(&subscriber, (uri, policy), &ids, None, |id| {
+                publish(&broker, &publisher, "a.b");
+                subscriber.outbox.push(Message::Subscribed { request: 7, subscription: id }.encode(Serializer::Json).unwrap()).unwrap();
+            });
+            publish(&broker, &publisher, "a.b");
+            let got = drain(&subscriber).await;
+            assert_eq!(got.len(), 2, "{got:?}");
+            assert_eq!(got[0], Message::Subscribed { request: 7, subscription: sub.id });
+            assert!(matches!(got[1], Message::Event { subscription, .. } if subscription == sub.id));
+            broker.unsubscribe(subscriber.id, sub.id);
+        }
+    }
+
+    #[derive(Debug)]
+    struct Only(&'static str, Admit);
+    impl Guard for Only {
+        fn admits(&self, topic: &str) -> Admit {
+            if topic == self.0 { Admit::Yes } else { self.1 }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guard_filters_or_holds_each_event_and_counts_it() {
+        let metrics = Arc::new(Metrics::new());
+        let broker = Broker::new(metrics.clone());
+        let ids = IdSequence::new();
+        let (publisher, filtered, held) = (handle(1), handle(2), handle(3));
+        broker.subscribe(&filtered, ("c.", MatchPolicy::Prefix), &ids, Some(Arc::new(Only("c.mine", Admit::No))), |_| {});
+        broker.subscribe(&held, ("c.", MatchPolicy::Prefix), &ids, Some(Arc::new(Only("c.mine", Admit::Hold))), |_| {});
+        for topic in ["c.mine", "c.other", "c.mine", "c.other"] {
+            publish(&broker, &publisher, topic);
+        }
+        for s in [&filtered, &held] {
+            let topics: Vec<Value> = drain(s)
+                .await
+                .into_iter()
+                .map(|m| match m {
+                    Message::Event { details, .. } => details["topic"].clone(),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(topics, vec![Value::from("c.mine"), Value::from("c.mine")]);
+        }
+        assert_eq!((metrics.events_filtered.get(), metrics.events_held.get(), metrics.events_delivered.get()), (2, 2, 4));
     }
 }

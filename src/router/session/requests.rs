@@ -1,0 +1,328 @@
+//! The requests of an established session, and their authorization.
+//!
+//! Every PUBLISH, SUBSCRIBE, CALL and REGISTER is authorized first. A decision the
+//! authorizer already knows is applied at once, with no allocation (the common case,
+//! and the publish path). Otherwise the request waits for the authorizer's answer
+//! ([`Flow::Wait`]) and the rest of the work runs when it arrives; the connection reads
+//! nothing else from this peer meanwhile, so requests are answered in order.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::holdings::{Grounds, Holding};
+use super::{Flow, Resume, Session};
+use crate::auth::{Action, Check, Decision, Request, Undecided};
+use crate::router::broker::{Publication, Recipients};
+use crate::router::dealer::{error_message, CallRequest};
+use crate::router::error::WampError;
+use crate::router::handle::SessionHandle;
+use crate::router::realm::Realm;
+use crate::wamp::message::code;
+use crate::wamp::uri::{self, MatchPolicy};
+use crate::wamp::{Args, Dict, Message, Value};
+
+/// A request that needs a permission: what is asked, and everything needed to finish
+/// it once the answer is known.
+trait Asking: Send + 'static {
+    const ACTION: Action;
+    fn uri(&self) -> &str;
+    fn policy(&self) -> MatchPolicy {
+        MatchPolicy::Exact
+    }
+    /// Checks made before the authorizer is asked (a malformed URI costs it nothing).
+    fn validate(&self, s: &Session) -> Result<(), WampError> {
+        s.check_uri(self.uri(), self.policy())
+    }
+    /// Finishes the request with the decision, or answers with the error.
+    fn finish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Result<Decision, WampError>) -> Flow;
+}
+
+/// The authorizer's answer to a request, now or later.
+enum Authz {
+    Now(Decision),
+    Later(BoxFuture<'static, Result<Decision, Undecided>>),
+}
+
+/// What the session does with a decision: proceed, or the error to answer with.
+fn permitted(d: Result<Decision, Undecided>, action: Action, uri: &str) -> Result<Decision, WampError> {
+    match d {
+        Ok(d) if d.allowed => Ok(d),
+        Ok(_) => Err(WampError::NotAuthorized { action: action.as_str(), uri: uri.to_owned() }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Session {
+    pub(super) fn on_established(&mut self, msg: Message, realm: &Arc<Realm>, me: &Arc<SessionHandle>) -> Flow {
+        match msg {
+            Message::Publish { request, options, topic, payload } => {
+                self.authorized(realm, me, Publish { request, options, topic, payload })
+            }
+            Message::Subscribe { request, options, topic } => match match_policy(&options) {
+                Ok(policy) => self.authorized(realm, me, Subscribe { request, topic, policy }),
+                Err(e) => self.reply(me, Err((code::SUBSCRIBE, request, e))),
+            },
+            Message::Unsubscribe { request, subscription } => {
+                let r = if self.holdings.remove(Holding::Subscription(subscription)) && realm.broker.unsubscribe(self.id, subscription) {
+                    Ok(Some(Message::Unsubscribed { request, details: None }))
+                } else {
+                    Err((code::UNSUBSCRIBE, request, WampError::NoSuchSubscription(subscription)))
+                };
+                self.reply(me, r)
+            }
+            Message::Call { request, options, procedure, payload } => {
+                self.authorized(realm, me, Call { request, options, procedure, payload })
+            }
+            Message::Cancel { request, options } => {
+                let r = realm.dealer.cancel(self.id, request, &options).map(|()| None).map_err(|e| (code::CANCEL, request, e));
+                self.reply(me, r)
+            }
+            Message::Register { request, options, procedure } => match register_options(&options) {
+                Ok(()) => self.authorized(realm, me, Register { request, procedure }),
+                Err(e) => self.reply(me, Err((code::REGISTER, request, e))),
+            },
+            Message::Unregister { request, registration } => {
+                let r = if self.holdings.remove(Holding::Registration(registration)) {
+                    realm.dealer.unregister(self.id, registration).map(|()| Some(Message::Unregistered { request, details: None }))
+                } else {
+                    Err(WampError::NoSuchRegistration(registration))
+                };
+                self.reply(me, r.map_err(|e| (code::UNREGISTER, request, e)))
+            }
+            Message::Yield { request, options, payload } => {
+                realm.dealer.yield_result(self.id, request, &options, payload);
+                Flow::Continue
+            }
+            Message::Error { request_type: code::INVOCATION, request, details, error, payload } => {
+                match self.check_error_uri(&error) {
+                    Ok(()) => realm.dealer.callee_error(self.id, request, details, error, payload),
+                    Err(e) => realm.dealer.fail_invocation(self.id, request, &e),
+                }
+                Flow::Continue
+            }
+            Message::Goodbye { .. } => {
+                self.push(&Message::Goodbye { details: Dict::new(), reason: "wamp.close.goodbye_and_out".into() });
+                Flow::Close
+            }
+            Message::Abort { .. } => Flow::Close,
+            other => self.violation(format!("{} is not allowed from a client in an established session", other.name())),
+        }
+    }
+
+    /// Queues the reply or the error for a request.
+    fn reply(&self, me: &SessionHandle, r: Result<Option<Message>, (u64, u64, WampError)>) -> Flow {
+        match r {
+            Ok(Some(reply)) => self.push(&reply),
+            Ok(None) => {}
+            Err((request_type, request, e)) => self.push(&error_message(request_type, request, &e, me)),
+        }
+        Flow::Continue
+    }
+
+    /// Authorizes `req` and finishes it, at once when the answer is known, else once
+    /// the authorizer has found out.
+    fn authorized<A: Asking>(&mut self, realm: &Realm, me: &Arc<SessionHandle>, req: A) -> Flow {
+        if let Err(e) = req.validate(self) {
+            return req.finish(self, realm, me, Err(e));
+        }
+        let asked = Request { action: A::ACTION, uri: req.uri(), policy: req.policy() };
+        let authz = match me.permissions.check(asked) {
+            Check::Decided(d) => Authz::Now(d),
+            Check::Ask => {
+                self.router.metrics.authorization_waits.inc();
+                Authz::Later(me.permissions.decide(asked))
+            }
+        };
+        match authz {
+            Authz::Now(d) => {
+                let d = permitted(Ok(d), A::ACTION, req.uri());
+                req.finish(self, realm, me, d)
+            }
+            Authz::Later(answer) => Flow::Wait(Box::pin(async move {
+                let d = answer.await;
+                let rest: Resume = Box::new(move |s: &mut Session| {
+                    // The session may have left while it waited: nothing to finish then.
+                    let Some((realm, me)) = s.established() else { return Flow::Continue };
+                    if d.is_err() {
+                        s.router.metrics.authorization_failures.inc();
+                    }
+                    let d = permitted(d, A::ACTION, req.uri());
+                    req.finish(s, &realm, &me, d)
+                });
+                rest
+            })),
+        }
+    }
+
+    /// Clients may use the `wamp` namespace only where the router serves it (meta
+    /// topics to subscribe to, meta procedures to call), never to publish or register.
+    fn check_not_reserved(uri: &str) -> Result<(), WampError> {
+        if uri::is_reserved(uri) {
+            return Err(WampError::ReservedUri(uri.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The guard and grounds of a holding allowed by a revocable decision.
+    fn revocable(me: &SessionHandle, d: Decision, req: Request<'_>) -> (Option<Arc<dyn crate::auth::Guard>>, Option<Grounds>) {
+        if !d.revocable {
+            return (None, None);
+        }
+        let grounds = Grounds { uri: req.uri.to_owned(), policy: req.policy };
+        (me.permissions.guard(req), Some(grounds))
+    }
+}
+
+struct Publish {
+    request: u64,
+    options: Dict,
+    topic: String,
+    payload: Args,
+}
+
+impl Asking for Publish {
+    const ACTION: Action = Action::Publish;
+    fn uri(&self) -> &str {
+        &self.topic
+    }
+    fn validate(&self, s: &Session) -> Result<(), WampError> {
+        s.check_uri(&self.topic, MatchPolicy::Exact)?;
+        Session::check_not_reserved(&self.topic)
+    }
+    fn finish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Result<Decision, WampError>) -> Flow {
+        let ack = self.options.get("acknowledge").and_then(Value::as_bool).unwrap_or(false);
+        let published = (|| {
+            let d = d?;
+            let recipients = Recipients::from_options(s.id, &self.options)?;
+            let disclose = d.disclose || self.options.get("disclose_me").and_then(Value::as_bool).unwrap_or(false);
+            Ok(realm.broker.publish(Publication { publisher: me, topic: &self.topic, recipients, disclose, payload: self.payload }))
+        })();
+        match published {
+            Ok(publication) if ack => s.reply(me, Ok(Some(Message::Published { request: self.request, publication }))),
+            Err(e) if ack => s.reply(me, Err((code::PUBLISH, self.request, e))),
+            _ => Flow::Continue,
+        }
+    }
+}
+
+struct Subscribe {
+    request: u64,
+    topic: String,
+    policy: MatchPolicy,
+}
+
+impl Asking for Subscribe {
+    const ACTION: Action = Action::Subscribe;
+    fn uri(&self) -> &str {
+        &self.topic
+    }
+    fn policy(&self) -> MatchPolicy {
+        self.policy
+    }
+    fn finish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Result<Decision, WampError>) -> Flow {
+        let allowed = (|| {
+            let d = d?;
+            let max = s.router.limits.max_subscriptions_per_session;
+            if s.holdings.subscriptions() >= max {
+                return Err(WampError::LimitReached(format!("a session may hold at most {max} subscriptions")));
+            }
+            Ok(d)
+        })();
+        let d = match allowed {
+            Ok(d) => d,
+            Err(e) => return s.reply(me, Err((code::SUBSCRIBE, self.request, e))),
+        };
+        let req = Request { action: Action::Subscribe, uri: &self.topic, policy: self.policy };
+        let (guard, grounds) = Session::revocable(me, d, req);
+        let request = self.request;
+        let sub = realm.broker.subscribe(me, (&self.topic, self.policy), &realm.ids, guard, |subscription| {
+            s.push(&Message::Subscribed { request, subscription })
+        });
+        s.holdings.add(Holding::Subscription(sub.id), grounds);
+        Flow::Continue
+    }
+}
+
+struct Call {
+    request: u64,
+    options: Dict,
+    procedure: String,
+    payload: Args,
+}
+
+impl Asking for Call {
+    const ACTION: Action = Action::Call;
+    fn uri(&self) -> &str {
+        &self.procedure
+    }
+    fn finish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Result<Decision, WampError>) -> Flow {
+        let request = self.request;
+        let called = (|| {
+            let d = d?;
+            let call = CallRequest { request, procedure: self.procedure, options: self.options, payload: self.payload, disclose: d.disclose };
+            realm.dealer.call(me, call)
+        })();
+        s.reply(me, called.map(|()| None).map_err(|e| (code::CALL, request, e)))
+    }
+}
+
+struct Register {
+    request: u64,
+    procedure: String,
+}
+
+impl Asking for Register {
+    const ACTION: Action = Action::Register;
+    fn uri(&self) -> &str {
+        &self.procedure
+    }
+    fn validate(&self, s: &Session) -> Result<(), WampError> {
+        s.check_uri(&self.procedure, MatchPolicy::Exact)?;
+        Session::check_not_reserved(&self.procedure)
+    }
+    fn finish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Result<Decision, WampError>) -> Flow {
+        let request = self.request;
+        let registered = (|| {
+            let d = d?;
+            let max = s.router.limits.max_registrations_per_session;
+            if s.holdings.registrations() >= max {
+                return Err(WampError::LimitReached(format!("a session may hold at most {max} registrations")));
+            }
+            let req = Request { action: Action::Register, uri: &self.procedure, policy: MatchPolicy::Exact };
+            let (guard, grounds) = Session::revocable(me, d, req);
+            let id = realm.dealer.register(me, &self.procedure, &realm.ids, guard, |registration| {
+                s.push(&Message::Registered { request, registration })
+            })?;
+            Ok((id, grounds))
+        })();
+        match registered {
+            Ok((id, grounds)) => {
+                s.holdings.add(Holding::Registration(id), grounds);
+                Flow::Continue
+            }
+            Err(e) => s.reply(me, Err((code::REGISTER, request, e))),
+        }
+    }
+}
+
+fn match_policy(options: &Dict) -> Result<MatchPolicy, WampError> {
+    match options.get("match") {
+        None => Ok(MatchPolicy::Exact),
+        Some(Value::Str(s)) => {
+            MatchPolicy::parse(s).ok_or_else(|| WampError::InvalidArgument(format!("unknown match policy '{s}'")))
+        }
+        Some(_) => Err(WampError::InvalidArgument("match must be a string".into())),
+    }
+}
+
+/// What REGISTER options the dealer supports today: exact URIs, one callee.
+fn register_options(options: &Dict) -> Result<(), WampError> {
+    if match_policy(options)? != MatchPolicy::Exact {
+        return Err(WampError::InvalidArgument("pattern-based registration is not supported".into()));
+    }
+    match options.get("invoke").and_then(Value::as_str) {
+        None | Some("single") => Ok(()),
+        Some(other) => Err(WampError::InvalidArgument(format!("invocation policy '{other}' is not supported"))),
+    }
+}
