@@ -146,6 +146,7 @@ fn realm_config() -> RealmConfig {
         anonymous: None,
         roles: vec![RoleConfig { name: "user".into(), permissions: vec![everything] }],
         principals: vec![principal("alice"), principal("bob")],
+        graph: None,
     }
 }
 

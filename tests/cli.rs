@@ -14,7 +14,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 fn check_config_accepts_the_shipped_files() {
     let out = Command::new(BIN).args(["check-config", "switchyard.toml"]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "switchyard.toml: ok (1 realm)\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "switchyard.toml: ok (2 realms)\n");
 }
 
 #[test]

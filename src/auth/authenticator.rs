@@ -135,6 +135,7 @@ mod tests {
             anonymous: Some("anonymous".into()),
             roles: vec![],
             principals: vec![PrincipalConfig { authid: "alice".into(), ticket: "s3cret".into(), role: "user".into() }],
+                graph: None,
             },
             3,
         )

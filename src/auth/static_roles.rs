@@ -121,6 +121,7 @@ mod tests {
                 ],
             }],
             principals: vec![],
+            graph: None,
         })
     }
 

@@ -8,6 +8,7 @@
 //! operator can fix a broken configuration in one pass instead of one error per restart.
 
 mod error;
+mod policy;
 mod raw;
 mod realm;
 mod validate;
@@ -119,6 +120,99 @@ pub struct RealmConfig {
     pub roles: Vec<RoleConfig>,
     /// Principals that may authenticate with WAMP-Ticket.
     pub principals: Vec<PrincipalConfig>,
+    /// The permission graph in PostgreSQL, for realms authorized by it.
+    pub graph: Option<GraphConfig>,
+}
+
+/// A realm authorized by the permission graph (`[graph]` in a realm file).
+#[derive(Clone, PartialEq, Eq)]
+pub struct GraphConfig {
+    /// `None`: taken from `SWITCHYARD_DATABASE_URL`, else `DATABASE_URL`, at start.
+    pub database_url: Option<String>,
+    /// Apply the schema migrations at start.
+    pub migrate: bool,
+    /// Principals whose decisions are cached at most (each with its sessions' answers).
+    pub cache_principals: usize,
+    /// Objects whose access rows are cached at most.
+    pub cache_objects: usize,
+    pub policy: PolicyConfig,
+}
+
+impl GraphConfig {
+    /// The database URL in force: the realm's own, else the environment's.
+    pub fn resolved_database_url(&self) -> Option<String> {
+        self.database_url
+            .clone()
+            .or_else(|| std::env::var("SWITCHYARD_DATABASE_URL").ok())
+            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .filter(|u| !u.is_empty())
+    }
+}
+
+// Hand-written so that a password in a database URL never ends up in logs.
+impl fmt::Debug for GraphConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphConfig")
+            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field("migrate", &self.migrate)
+            .field("cache_principals", &self.cache_principals)
+            .field("cache_objects", &self.cache_objects)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+/// A policy file (`policies/<realm>.toml`): which graph object a URI names, and what
+/// each action on it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyConfig {
+    pub file: PathBuf,
+    pub rules: Vec<PolicyRule>,
+}
+
+/// One rule: a URI template whose `{object}` component (if any) is a graph node id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRule {
+    /// Components of the template; `None` stands for `{object}`.
+    pub template: Vec<Option<String>>,
+    pub publish: Requirement,
+    pub subscribe: Requirement,
+    pub call: Requirement,
+    pub register: Requirement,
+}
+
+impl PolicyRule {
+    /// The template as written (`containers.{object}.logs`).
+    pub fn uri(&self) -> String {
+        self.template.iter().map(|c| c.as_deref().unwrap_or("{object}")).collect::<Vec<_>>().join(".")
+    }
+}
+
+/// What one action of a rule needs: a level on the rule's object (graph users), or one
+/// of the listed static roles. Neither: denied.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Requirement {
+    pub level: Option<LevelName>,
+    pub roles: Vec<String>,
+}
+
+/// A level of the permission graph, as policy files name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LevelName {
+    Read = 1,
+    Write = 2,
+    Manage = 3,
+}
+
+impl LevelName {
+    pub fn parse(s: &str) -> Option<LevelName> {
+        match s {
+            "read" => Some(LevelName::Read),
+            "write" => Some(LevelName::Write),
+            "manage" => Some(LevelName::Manage),
+            _ => None,
+        }
+    }
 }
 
 impl RealmConfig {
@@ -233,6 +327,7 @@ impl RealmConfig {
                 }],
             }],
             principals: Vec::new(),
+            graph: None,
         }
     }
 }

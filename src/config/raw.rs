@@ -73,6 +73,53 @@ pub(super) struct RawRealm {
     pub roles: Vec<RawRole>,
     #[serde(default)]
     pub principals: Vec<RawPrincipal>,
+    pub graph: Option<Spanned<RawGraph>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGraph {
+    pub database_url: Option<Spanned<String>>,
+    pub policy: Spanned<String>,
+    #[serde(default)]
+    pub migrate: bool,
+    pub cache_principals: Option<Spanned<i64>>,
+    pub cache_objects: Option<Spanned<i64>>,
+}
+
+/// A policy file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    pub uri: Spanned<String>,
+    pub publish: Option<RawRequirement>,
+    pub subscribe: Option<RawRequirement>,
+    pub call: Option<RawRequirement>,
+    pub register: Option<RawRequirement>,
+}
+
+/// `"read"`, or `{ level = "read", roles = ["controller"] }`. Untagged enums lose
+/// spans, so errors in a requirement point at its rule's `uri`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawRequirement {
+    Level(String),
+    Table(RawRequirementTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRequirementTable {
+    pub level: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

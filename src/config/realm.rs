@@ -67,11 +67,13 @@ fn realm(src: &Source, raw: RawRealm, errors: &mut Vec<ConfigError>) -> RealmCon
         anon.into_inner()
     });
     let principals = principals(src, &name, raw.principals, &roles, errors);
+    let graph = raw.graph.map(|g| super::policy::graph(src, g, &roles, errors));
     RealmConfig {
         name,
         anonymous,
         roles,
         principals,
+        graph,
     }
 }
 

@@ -74,7 +74,15 @@ fn top_level_hint(mut error: ConfigError) -> ConfigError {
 
 /// Errors of one file are reported in reading order, whatever order the checks ran in.
 fn sort_by_position(errors: &mut [ConfigError]) {
-    errors.sort_by_key(|e| (e.line, e.column));
+    // A realm file's errors may include its policy file's: each file's errors stay
+    // together, files in the order their first error was found.
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    for e in errors.iter() {
+        if !files.contains(&e.file) {
+            files.push(e.file.clone());
+        }
+    }
+    errors.sort_by_key(|e| (files.iter().position(|f| *f == e.file), e.line, e.column));
 }
 
 fn transport(src: &Source, raw: &RawTransport, config: &mut Config, errors: &mut Vec<ConfigError>) {

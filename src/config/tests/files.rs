@@ -74,7 +74,7 @@ fn errors_from_every_file_are_reported() {
                 dir.join("realms/c.toml"),
                 2,
                 1,
-                "unknown key `bogus`, expected one of `name`, `anonymous`, `roles`, `principals`"
+                "unknown key `bogus`, expected one of `name`, `anonymous`, `roles`, `principals`, `graph`"
             ),
         ]
     );
@@ -194,4 +194,63 @@ fn absolute_realms_dir() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.realms.len(), 1);
     assert_eq!(config.realms[0].name, "far");
+}
+
+#[test]
+fn a_graph_realm_loads_its_policy_file() {
+    let dir = temp_dir("graph-policy");
+    let main = dir.join("switchyard.toml");
+    write(&main, "realms_dir = \"realms\"\n");
+    write(
+        &dir.join("realms/wb.toml"),
+        "name = \"wb\"\n[graph]\npolicy = \"../policies/wb.toml\"\ncache_objects = 5\n[[roles]]\nname = \"controller\"\n",
+    );
+    write(
+        &dir.join("policies/wb.toml"),
+        "[[rules]]\nuri = \"containers.{object}.logs\"\nsubscribe = \"read\"\npublish = { level = \"write\", roles = [\"controller\"] }\n",
+    );
+    let config = Config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    let graph = config.realms[0].graph.as_ref().expect("graph realm");
+    assert_eq!((graph.migrate, graph.cache_principals, graph.cache_objects, graph.database_url.as_deref()), (false, 10_000, 5, None));
+    assert_eq!(graph.policy.file, dir.join("realms/../policies/wb.toml"));
+    use crate::config::{LevelName, PolicyRule, Requirement};
+    assert_eq!(
+        graph.policy.rules,
+        vec![PolicyRule {
+            template: vec![Some("containers".into()), None, Some("logs".into())],
+            subscribe: Requirement { level: Some(LevelName::Read), roles: vec![] },
+            publish: Requirement { level: Some(LevelName::Write), roles: vec!["controller".into()] },
+            call: Requirement::default(),
+            register: Requirement::default(),
+        }]
+    );
+    assert_eq!(graph.policy.rules[0].uri(), "containers.{object}.logs");
+}
+
+#[test]
+fn policy_errors_point_into_the_policy_file() {
+    let dir = temp_dir("graph-policy-errors");
+    let main = dir.join("switchyard.toml");
+    write(&main, "realms_dir = \"realms\"\n");
+    let realm = dir.join("realms/wb.toml");
+    write(&realm, "name = \"wb\"\n[graph]\npolicy = \"../policies/wb.toml\"\ncache_principals = 0\n");
+    let policy = dir.join("realms/../policies/wb.toml");
+    write(
+        &policy,
+        "[[rules]]\nuri = \"a.{object}.{object}\"\n\
+         [[rules]]\nuri = \"b.{object}\"\nsubscribe = \"reed\"\npublish = { roles = [\"ghost\"] }\n\
+         [[rules]]\nuri = \"c.plain\"\nsubscribe = \"read\"\n\
+         [[rules]]\nuri = \"b.{object}\"\n",
+    );
+    assert_eq!(
+        load_errors(&main),
+        vec![
+            err(&realm, 4, 20, "must be at least 1"),
+            err(&policy, 2, 7, "URI template `a.{object}.{object}` is not valid: dot-separated components, at most one of them `{object}`"),
+            err(&policy, 4, 7, "publish: role `ghost` is not defined in the realm"),
+            err(&policy, 4, 7, "subscribe: unknown level `reed`, expected `read`, `write` or `manage`"),
+            err(&policy, 8, 7, "subscribe: a level needs an object, and this URI template has no `{object}`"),
+            err(&policy, 11, 7, "duplicate rule for `b.{object}`"),
+        ]
+    );
 }

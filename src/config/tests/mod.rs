@@ -146,6 +146,7 @@ fn default_config_values() {
             }],
         }],
         principals: vec![],
+        graph: None,
     };
     assert_eq!(c.realms, vec![expected_realm]);
 }
@@ -326,12 +327,14 @@ fn full_realms() -> Vec<RealmConfig> {
             anonymous: None,
             roles: vec![user, nobody],
             principals: vec![alice],
+            graph: None,
         },
         RealmConfig {
             name: "realm2".to_string(),
             anonymous: Some("guest".to_string()),
             roles: vec![guest],
             principals: vec![],
+            graph: None,
         },
     ]
 }
@@ -381,7 +384,14 @@ fn full_file_round_trip() {
 #[test]
 fn shipped_example_files_load_as_the_default() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("switchyard.toml");
-    let c = Config::load(&path).unwrap_or_else(|e| panic!("shipped config invalid:\n{e}"));
+    let mut c = Config::load(&path).unwrap_or_else(|e| panic!("shipped config invalid:\n{e}"));
+    // Beside realm1, the shipped files serve the workbench realm on the permission graph.
+    let workbench = c.realms.pop().expect("two realms");
+    assert_eq!(workbench.name, "workbench");
+    let graph = workbench.graph.expect("authorized by the graph");
+    let rules: Vec<String> = graph.policy.rules.iter().map(|r| r.uri()).collect();
+    assert_eq!(rules, ["containers.{object}.logs", "containers.{object}.events", "records.{object}.changes", "dispatch.containers"]);
+    assert_eq!((graph.migrate, graph.database_url), (true, None));
     // The shipped files spell out every default, and realms/realm1.toml grants
     // anonymous everything, exactly like the embedded default.
     assert_eq!(
