@@ -5,6 +5,7 @@
 //! PostgreSQL permission graph will be a second implementation of the same trait.
 
 pub mod authenticator;
+pub mod graph;
 pub mod static_roles;
 pub mod throttle;
 
