@@ -11,19 +11,23 @@
 //! principal a user reaches, with its level) and [`GraphStore::object_access`] (what
 //! decides the levels on one object). [`Closure::level_on`] combines them without the
 //! database. Both carry the graph nodes they depend on (`nodes()`); triggers log every
-//! change with the nodes it touches, so a cached decision is dropped exactly when a
-//! change meets its nodes.
+//! change with the nodes it touches and NOTIFY [`CHANNEL`], so a cached decision is
+//! dropped exactly when a change meets its nodes.
 
 mod access;
+mod changes;
 mod closure;
 mod error;
 mod level;
 mod principal;
 mod store;
+mod tokens;
 
 pub use access::{AccessRow, ObjectAccess};
+pub use changes::{Change, CHANNEL};
 pub use closure::{Closure, Reached, Standing};
 pub use error::GraphError;
 pub use level::Level;
 pub use principal::{PrincipalInfo, PrincipalKind};
 pub use store::{AppliedMigration, GraphStore, MIGRATOR};
+pub use tokens::{hash_token, mint_token, TokenError, TokenInfo, TOKEN_PREFIX};
