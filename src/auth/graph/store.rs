@@ -3,9 +3,11 @@
 //! building needs no database.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use sqlx::migrate::{Migrate, Migrator};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::Connection;
 
 use super::{AccessRow, Closure, GraphError, Level, ObjectAccess, PrincipalInfo, PrincipalKind, Reached, Standing};
 
@@ -82,16 +84,25 @@ union all
 select 'via', rv.object_id, rv.via_id, null from reach r join read_via rv on rv.object_id = r.id
 "#;
 
+/// How long a query waits for a connection before it fails closed. The pool's default
+/// (30 s) would hold a session's messages that long while the database is down.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl GraphStore {
     /// Connects lazily: the first query opens the first connection, so a router can
     /// start while the database is down and fail closed until it comes back.
     pub fn connect_lazy(url: &str) -> Result<GraphStore, GraphError> {
-        Ok(GraphStore { pool: PgPoolOptions::new().connect_lazy(url)? })
+        let options: PgConnectOptions = url.parse()?;
+        Ok(GraphStore { pool: pool_options().connect_lazy_with(options) })
     }
 
     /// Connects now, so a wrong URL or a database that is down is reported at once.
     pub async fn connect(url: &str) -> Result<GraphStore, GraphError> {
-        Ok(GraphStore { pool: PgPoolOptions::new().connect(url).await? })
+        let options: PgConnectOptions = url.parse()?;
+        // One direct connection first: the pool retries a refused connection until its
+        // timeout and then reports only the timeout, not why.
+        PgConnection::connect_with(&options).await?.close().await?;
+        Ok(GraphStore { pool: pool_options().connect_lazy_with(options) })
     }
 
     pub fn from_pool(pool: PgPool) -> GraphStore {
@@ -179,6 +190,10 @@ impl GraphStore {
         };
         Ok(Some(PrincipalInfo { id, kind: parse_kind(kind), owner_id, is_admin, disabled, trashed }))
     }
+}
+
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT)
 }
 
 /// `principals.kind` is nullable in the platform's schema (its check only limits the
