@@ -1,5 +1,6 @@
 //! The `switchyard` command: `serve` runs the router, `check-config` validates a
-//! configuration file and its realms, reporting every error with file and line.
+//! configuration file and its realms, reporting every error with file and line;
+//! `migrate` and `token` manage the permission graph's database.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -7,7 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use switchyard::auth::graph::GraphStore;
 use switchyard::config::{Config, LogFormat};
 use switchyard::server::Server;
 use tracing_subscriber::EnvFilter;
@@ -44,6 +46,52 @@ enum Command {
         #[arg(default_value = "switchyard.toml")]
         file: PathBuf,
     },
+    /// Apply the permission graph's migrations (policies/migrations/) to the database.
+    Migrate {
+        #[command(flatten)]
+        db: Database,
+    },
+    /// Create or revoke a user's bearer token.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token for a user: prints the token (only it, on one line); stores its hash.
+    Create {
+        /// The user's principal id.
+        #[arg(long)]
+        user: String,
+        /// Lifetime: a number and s, m, h or d (`30s`, `15m`, `24h`, `7d`). Default: none.
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
+        #[command(flatten)]
+        db: Database,
+    },
+    /// Revoke a token: it opens no session any more.
+    Revoke {
+        token: String,
+        #[command(flatten)]
+        db: Database,
+    },
+}
+
+#[derive(Args)]
+struct Database {
+    /// PostgreSQL URL of the permission graph (else $SWITCHYARD_DATABASE_URL, else $DATABASE_URL).
+    #[arg(long, env = "SWITCHYARD_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl Database {
+    fn url(self) -> Result<String, String> {
+        self.database_url
+            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .ok_or_else(|| "no database: pass --database-url, or set SWITCHYARD_DATABASE_URL or DATABASE_URL".to_owned())
+    }
 }
 
 fn main() -> ExitCode {
@@ -59,6 +107,31 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Migrate { db } => graph_command(db, |store| async move {
+            let applied = store.migrate().await.map_err(|e| e.to_string())?;
+            if applied.is_empty() {
+                println!("the schema is up to date: nothing to apply");
+            }
+            for m in applied {
+                println!("applied {} {}", m.version, m.description);
+            }
+            Ok(())
+        }),
+        Command::Token { command: TokenCommand::Create { user, ttl, db } } => graph_command(db, |store| async move {
+            let token = store.create_token(&user, ttl).await.map_err(|e| format!("cannot create a token: {e}"))?;
+            println!("{token}");
+            Ok(())
+        }),
+        Command::Token { command: TokenCommand::Revoke { token, db } } => graph_command(db, |store| async move {
+            match store.revoke_token(&token).await {
+                Ok(Some(user)) => {
+                    eprintln!("revoked a token of {user}");
+                    Ok(())
+                }
+                Ok(None) => Err("unknown token: nothing revoked".to_owned()),
+                Err(e) => Err(format!("cannot revoke the token: {e}")),
+            }
+        }),
         Command::Serve { config, listen, rawsocket, unix, log_format } => {
             let mut cfg = match &config {
                 Some(path) => match Config::load(path) {
@@ -107,6 +180,49 @@ fn main() -> ExitCode {
             runtime.block_on(serve(cfg))
         }
     }
+}
+
+/// Runs one command against the permission graph's database on a small runtime; an
+/// error is printed on stderr and makes the exit status 1.
+fn graph_command<F, Fut>(db: Database, run: F) -> ExitCode
+where
+    F: FnOnce(GraphStore) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let result = db.url().and_then(|url| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        runtime.block_on(async {
+            let store = GraphStore::connect(&url).await.map_err(|e| e.to_string())?;
+            let result = run(store.clone()).await;
+            store.pool().close().await;
+            result
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `30s`, `15m`, `24h`, `7d`: a whole number and one unit.
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let unit_at = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(unit_at);
+    let n: u64 = number.parse().map_err(|_| format!("{s:?}: expected a number and s, m, h or d, like 24h"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
+    };
+    n.checked_mul(seconds).map(Duration::from_secs).ok_or_else(|| format!("{s:?}: too long"))
 }
 
 fn init_logging(cfg: &Config) {
@@ -177,6 +293,22 @@ impl Signals {
         tokio::select! {
             _ = recv(&mut self.term) => {}
             _ = recv(&mut self.int) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_a_number_and_a_unit() {
+        assert_eq!(parse_ttl("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_ttl("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_ttl("24h"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_ttl("7d"), Ok(Duration::from_secs(604800)));
+        for bad in ["", "h", "24", "24x", "1.5h", "-1h", "24hh", "99999999999999999999d"] {
+            assert!(parse_ttl(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -13,6 +13,7 @@
 pub mod authenticator;
 pub mod changes;
 pub mod error;
+pub mod graph;
 pub mod static_roles;
 pub mod throttle;
 
