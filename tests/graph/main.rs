@@ -3,13 +3,19 @@
 //!
 //! - `model`: levels on random graphs against a reference model, and the dependency
 //!   sets that make invalidation precise;
-//! - `examples`: the platform's cases with exact levels.
+//! - `examples`: the platform's cases with exact levels;
+//! - `changes`: the change log's triggers, NOTIFY, and seq order;
+//! - `tokens`: hashing, lookups and the `switchyard migrate` / `token` commands;
+//! - `outage`: a database that dies and comes back.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod changes;
 mod examples;
 mod model;
+mod outage;
+mod tokens;
 
 use sqlx::postgres::PgPool;
 use switchyard::auth::graph::{GraphStore, Level};
