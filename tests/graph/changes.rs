@@ -20,6 +20,9 @@ fn change(seq: i64, table: &str, touched: &[&str], tokens: &[&str]) -> Change {
     }
 }
 
+/// A statement and the rows it must log: (table, touched ids, token hashes).
+type Step<'a> = (String, Vec<(&'a str, Vec<&'a str>, Vec<&'a str>)>);
+
 #[tokio::test]
 async fn every_change_is_logged_with_the_nodes_it_touches_and_notified() {
     let db = Postgres::shared().fresh_db().await;
@@ -28,8 +31,7 @@ async fn every_change_is_logged_with_the_nodes_it_touches_and_notified() {
     listener.listen(CHANNEL).await.unwrap();
     let hash = hash_token("abc");
 
-    // (statement, the rows it must log, by table and touched ids and token hashes)
-    let steps: Vec<(String, Vec<(&str, Vec<&str>, Vec<&str>)>)> = vec![
+    let steps: Vec<Step> = vec![
         ("insert into principals (id, kind) values ('u', 'user')".into(), vec![("principals", vec!["u"], vec![])]),
         ("insert into principals (id, kind) values ('r', 'role')".into(), vec![("principals", vec!["r"], vec![])]),
         ("insert into principals (id, kind, owner_id) values ('p', 'project', 'u')".into(), vec![("principals", vec!["p", "u"], vec![])]),
