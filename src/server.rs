@@ -11,7 +11,8 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
-use crate::router::{Authorizers, ConnectionLimit, Router};
+use crate::auth::graph;
+use crate::router::{Authorizers, ConnectionLimit, RealmAuth, Router};
 use crate::transport::{fd_limit, http, rawsocket};
 use crate::trim;
 
@@ -32,7 +33,20 @@ impl Server {
 
     /// Like `start`, with the given realms authorized by `authorizers` instead of their
     /// static roles.
-    pub async fn start_with(config: &Config, authorizers: Authorizers) -> io::Result<Server> {
+    pub async fn start_with(config: &Config, mut authorizers: Authorizers) -> io::Result<Server> {
+        // Realms of the permission graph: their authorizer, token check and the task that
+        // follows the database (spawned below, once the runtime's tasks are set up).
+        let mut follows = Vec::new();
+        for realm in &config.realms {
+            if authorizers.contains_key(&realm.name) {
+                continue;
+            }
+            if let Some(g) = graph::build(realm) {
+                let auth = RealmAuth { authorizer: g.authorizer, tokens: Some(g.tokens) };
+                authorizers.insert(realm.name.clone(), auth);
+                follows.extend(g.follow);
+            }
+        }
         let nofile = fd_limit::raise_nofile()?;
         // The limit in force is in the "listening" log line and on /health.
         let max = fd_limit::connection_limit(nofile, config.limits.max_sessions);
@@ -44,6 +58,9 @@ impl Server {
         // Each realm follows its authorizer's changes (revocations); a no-op for static roles.
         for realm in router.realms() {
             tasks.spawn(realm.clone().follow_changes());
+        }
+        for follow in follows {
+            tasks.spawn(follow);
         }
 
         let http_listener = TcpListener::bind(config.listen).await?;

@@ -157,7 +157,7 @@ async fn start(keeper: &Arc<Gatekeeper>) -> Server {
         realms: vec![realm_config()],
         ..Config::default()
     };
-    let authorizers: Authorizers = HashMap::from([("guarded".to_owned(), keeper.clone() as Arc<dyn Authorizer>)]);
+    let authorizers: Authorizers = HashMap::from([("guarded".to_owned(), (keeper.clone() as Arc<dyn Authorizer>).into())]);
     Server::start_with(&cfg, authorizers).await.expect("router starts")
 }
 

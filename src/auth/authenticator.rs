@@ -1,8 +1,13 @@
-//! Authenticators: anonymous, and ticket against the realm's static principals.
-//! HELLO yields a welcome, a challenge, or a refusal; AUTHENTICATE completes a challenge.
-//! Failed tickets are throttled per peer address (`throttle.rs`).
+//! Authenticators: anonymous, and ticket against the realm's static principals or, on
+//! realms of the permission graph, against its API tokens (a [`TokenCheck`]).
+//! HELLO yields a welcome, a challenge, or a refusal; AUTHENTICATE completes a challenge,
+//! at once for a static secret, or later ([`Verdict::Later`]) when a token must be
+//! looked up. Failed tickets are throttled per peer address (`throttle.rs`).
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use futures_util::future::BoxFuture;
 
 use super::throttle::Throttle;
 use crate::config::RealmConfig;
@@ -20,6 +25,41 @@ pub struct Principal {
     /// The credential's identity when the session must end with it (an API token's
     /// hash): sessions opened with a revoked or expired token are closed.
     pub token: Option<String>,
+    /// When the credential expires: the session is closed then.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// Who an API token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHolder {
+    pub user: String,
+    pub admin: bool,
+    /// The token's identity for revocation (its hash), never the token itself.
+    pub token_id: String,
+    pub expires_at: Option<SystemTime>,
+}
+
+/// Checks API tokens presented as WAMP-Ticket tickets.
+pub trait TokenCheck: Send + Sync + std::fmt::Debug {
+    /// Who `token` belongs to, or why it opens no session ([`AuthError::Failed`] saying
+    /// which, or [`AuthError::Unavailable`]).
+    fn check(&self, token: &str) -> BoxFuture<'static, Result<TokenHolder, AuthError>>;
+}
+
+/// The answer to AUTHENTICATE: now, or once a token has been looked up.
+pub enum Verdict {
+    Now(Result<Principal, AuthError>),
+    Later(BoxFuture<'static, Result<Principal, AuthError>>),
+}
+
+impl Verdict {
+    /// The answer now, if there is one.
+    pub fn now(self) -> Option<Result<Principal, AuthError>> {
+        match self {
+            Verdict::Now(r) => Some(r),
+            Verdict::Later(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,16 +73,28 @@ pub enum HelloOutcome {
 pub struct Authenticator {
     anonymous_role: Option<String>,
     tickets: Vec<(String, String, String)>,
-    throttle: Throttle,
+    tokens: Option<Arc<dyn TokenCheck>>,
+    throttle: Arc<Throttle>,
 }
+
+/// The authroles of token sessions: the graph's users, and its admins.
+pub const TOKEN_USER_ROLE: &str = "user";
+pub const TOKEN_ADMIN_ROLE: &str = "admin";
 
 impl Authenticator {
     pub fn from_config(realm: &RealmConfig, failures_per_minute: u32) -> Authenticator {
         Authenticator {
             anonymous_role: realm.anonymous.clone(),
             tickets: realm.principals.iter().map(|p| (p.authid.clone(), p.ticket.clone(), p.role.clone())).collect(),
-            throttle: Throttle::new(failures_per_minute),
+            tokens: None,
+            throttle: Arc::new(Throttle::new(failures_per_minute)),
         }
+    }
+
+    /// Also accepts API tokens as tickets, checked by `tokens`.
+    pub fn with_tokens(mut self, tokens: Arc<dyn TokenCheck>) -> Authenticator {
+        self.tokens = Some(tokens);
+        self
     }
 
     /// Refuses at once an authid that failed too often from this address.
@@ -66,9 +118,13 @@ impl Authenticator {
         let authid = details.get("authid").and_then(Value::as_str);
         for method in &offered {
             match *method {
-                "ticket" if !self.tickets.is_empty() => {
-                    let Some(authid) = authid else {
-                        return Err(AuthError::Failed("ticket authentication needs an authid".into()));
+                "ticket" if !self.tickets.is_empty() || self.tokens.is_some() => {
+                    // A token names its user: the authid is optional then (and checked
+                    // against the token's user when given).
+                    let authid = match authid {
+                        Some(a) => a,
+                        None if self.tokens.is_some() => "",
+                        None => return Err(AuthError::Failed("ticket authentication needs an authid".into())),
                     };
                     self.check_throttle(address, authid, Instant::now())?;
                     // The principal's role is looked up at AUTHENTICATE; an unknown authid
@@ -79,6 +135,7 @@ impl Authenticator {
                         authmethod: "ticket",
                         authprovider: "static",
                         token: None,
+                        expires_at: None,
                     };
                     return Ok(HelloOutcome::Challenge { method: "ticket", extra: Dict::new(), pending });
                 }
@@ -90,6 +147,7 @@ impl Authenticator {
                             authmethod: "anonymous",
                             authprovider: "static",
                             token: None,
+                            expires_at: None,
                         }));
                     }
                 }
@@ -99,19 +157,46 @@ impl Authenticator {
         Err(AuthError::NoAuthMethod(format!("none of the offered authmethods {offered:?} is accepted on this realm")))
     }
 
-    /// Checks the AUTHENTICATE signature for a pending challenge. While the peer is
-    /// throttled the signature is not even looked at, so guesses teach it nothing.
-    pub fn authenticate(&self, pending: &Principal, signature: &str, address: &str) -> Result<Principal, AuthError> {
+    /// Checks the AUTHENTICATE signature for a pending challenge: a static principal's
+    /// ticket at once, else (on a realm with tokens) the token, later. While the peer
+    /// is throttled the signature is not even looked at, so guesses teach it nothing.
+    pub fn authenticate(&self, pending: &Principal, signature: &str, address: &str) -> Verdict {
         let now = Instant::now();
-        self.check_throttle(address, &pending.authid, now)?;
+        if let Err(e) = self.check_throttle(address, &pending.authid, now) {
+            return Verdict::Now(Err(e));
+        }
         let found = self.tickets.iter().find(|(authid, _, _)| *authid == pending.authid);
-        match found {
-            Some((_, ticket, role)) if constant_time_eq(ticket.as_bytes(), signature.as_bytes()) => {
-                Ok(Principal { authrole: role.clone(), ..pending.clone() })
+        match (found, &self.tokens) {
+            (Some((_, ticket, role)), _) if constant_time_eq(ticket.as_bytes(), signature.as_bytes()) => {
+                Verdict::Now(Ok(Principal { authrole: role.clone(), ..pending.clone() }))
+            }
+            (None, Some(tokens)) => {
+                let (check, throttle) = (tokens.check(signature), self.throttle.clone());
+                let (claimed, address) = (pending.authid.clone(), address.to_owned());
+                Verdict::Later(Box::pin(async move {
+                    let verdict = match check.await {
+                        Ok(holder) if !claimed.is_empty() && claimed != holder.user => {
+                            Err(AuthError::Failed(format!("the token does not belong to '{claimed}'")))
+                        }
+                        Ok(holder) => Ok(Principal {
+                            authid: holder.user,
+                            authrole: if holder.admin { TOKEN_ADMIN_ROLE } else { TOKEN_USER_ROLE }.to_owned(),
+                            authmethod: "ticket",
+                            authprovider: "graph",
+                            token: Some(holder.token_id),
+                            expires_at: holder.expires_at,
+                        }),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(AuthError::Failed(_)) = verdict {
+                        throttle.record_failure(&address, &claimed, Instant::now());
+                    }
+                    verdict
+                }))
             }
             _ => {
                 self.throttle.record_failure(address, &pending.authid, now);
-                Err(AuthError::Failed("invalid ticket".into()))
+                Verdict::Now(Err(AuthError::Failed("invalid ticket".into())))
             }
         }
     }
@@ -151,7 +236,8 @@ mod tests {
                 authrole: "anonymous".into(),
                 authmethod: "anonymous",
                 authprovider: "static",
-                token: None
+                token: None,
+                expires_at: None
             })
         );
     }
@@ -164,8 +250,8 @@ mod tests {
             panic!("no challenge")
         };
         assert_eq!(method, "ticket");
-        assert_eq!(a.authenticate(&pending, "s3cret", "10.0.0.1").unwrap().authrole, "user");
-        assert_eq!(a.authenticate(&pending, "wrong", "10.0.0.1").unwrap_err().uri(), "wamp.error.authentication_failed");
+        assert_eq!(a.authenticate(&pending, "s3cret", "10.0.0.1").now().unwrap().unwrap().authrole, "user");
+        assert_eq!(a.authenticate(&pending, "wrong", "10.0.0.1").now().unwrap().unwrap_err().uri(), "wamp.error.authentication_failed");
     }
 
     #[test]
@@ -176,16 +262,16 @@ mod tests {
             panic!("no challenge")
         };
         for _ in 0..3 {
-            assert_eq!(a.authenticate(&pending, "wrong", "10.0.0.1"), Err(AuthError::Failed("invalid ticket".into())));
+            assert_eq!(a.authenticate(&pending, "wrong", "10.0.0.1").now().unwrap(), Err(AuthError::Failed("invalid ticket".into())));
         }
         // Throttled: even the right ticket is refused unchecked, at HELLO and at AUTHENTICATE.
         let throttled = AuthError::Throttled { retry_after_s: 20 };
-        assert_eq!(a.authenticate(&pending, "s3cret", "10.0.0.1"), Err(throttled.clone()));
+        assert_eq!(a.authenticate(&pending, "s3cret", "10.0.0.1").now().unwrap(), Err(throttled.clone()));
         assert_eq!(a.hello(&details, 2, "10.0.0.1"), Err(throttled.clone()));
         assert_eq!(throttled.uri(), "wamp.error.authentication_failed");
         assert_eq!(throttled.to_string(), "too many failed authentications from this address; retry in 20 s");
         // Another address is not held back.
-        assert_eq!(a.authenticate(&pending, "s3cret", "10.0.0.2").unwrap().authrole, "user");
+        assert_eq!(a.authenticate(&pending, "s3cret", "10.0.0.2").now().unwrap().unwrap().authrole, "user");
     }
 
     #[test]

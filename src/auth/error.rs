@@ -16,6 +16,10 @@ pub enum AuthError {
     Failed(String),
     #[error("too many failed authentications from this address; retry in {retry_after_s} s")]
     Throttled { retry_after_s: u64 },
+    /// The credential could not be checked (the token database is unreachable):
+    /// refused, and not counted as a failed guess.
+    #[error("{0}")]
+    Unavailable(String),
     /// The HELLO itself is malformed (e.g. `authmethods` is not a list).
     #[error("{0}")]
     Malformed(String),
@@ -25,7 +29,9 @@ impl AuthError {
     pub fn uri(&self) -> &'static str {
         match self {
             AuthError::NoAuthMethod(_) => "wamp.error.no_auth_method",
-            AuthError::Failed(_) | AuthError::Throttled { .. } => "wamp.error.authentication_failed",
+            AuthError::Failed(_) | AuthError::Throttled { .. } | AuthError::Unavailable(_) => {
+                "wamp.error.authentication_failed"
+            }
             AuthError::Malformed(_) => "wamp.error.protocol_violation",
         }
     }

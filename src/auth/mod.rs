@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-pub use authenticator::{Authenticator, HelloOutcome, Principal};
+pub use authenticator::{Authenticator, HelloOutcome, Principal, TokenCheck, TokenHolder, Verdict};
 pub use changes::{ChangeBatch, ChangeFeed, Ending};
 pub use error::{AuthError, Undecided};
 pub use static_roles::{Role, StaticRoles};
@@ -132,9 +132,10 @@ pub trait Permissions: Send + Sync + std::fmt::Debug {
     /// [`Check::Ask`]; the asking session waits for it, no other session does.
     fn decide(&self, req: Request<'_>) -> BoxFuture<'static, Result<Decision, Undecided>>;
 
-    /// A per-event guard for a subscription or registration allowed by a revocable
-    /// decision: it stops delivery the moment the permission is gone, before the
-    /// router has even told the session.
+    /// A per-event guard for a new subscription or registration whose events (or
+    /// calls) are decided one by one: one allowed by a revocable decision (the guard
+    /// stops delivery the moment the permission is gone, before the router has even
+    /// told the session), or a pattern whose topics fall under different rules.
     fn guard(&self, _req: Request<'_>) -> Option<Arc<dyn Guard>> {
         None
     }

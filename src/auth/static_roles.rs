@@ -35,6 +35,11 @@ impl StaticRoles {
     fn role(&self, authrole: &str) -> &Arc<Role> {
         self.roles.get(authrole).unwrap_or(&self.unknown)
     }
+
+    /// The view of `authrole` (denied everything for a role the realm does not define).
+    pub fn role_view(&self, authrole: &str) -> Arc<Role> {
+        self.role(authrole).clone()
+    }
 }
 
 impl Role {

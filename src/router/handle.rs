@@ -37,6 +37,8 @@ pub struct SessionHandle {
     /// The credential the session was opened with, when it can be revoked (see
     /// `auth::Principal::token`).
     pub token: Option<String>,
+    /// When the credential expires (the session is closed then).
+    pub expires_at: Option<std::time::SystemTime>,
     pub serializer: Serializer,
     pub transport: &'static str,
     pub peer: String,
@@ -74,6 +76,7 @@ impl SessionHandle {
             authrole: principal.authrole,
             authmethod: principal.authmethod.to_owned(),
             token: principal.token,
+            expires_at: principal.expires_at,
             permissions,
             serializer: conn.serializer,
             transport: conn.transport,
@@ -169,6 +172,7 @@ pub(crate) mod testing {
             authmethod: "ticket",
             authprovider: "static",
             token: None,
+            expires_at: None,
         };
         let parts = (outbox, CancellationToken::new(), Arc::new(ControlInbox::new()));
         let permissions = Arc::new(crate::auth::Role::default());

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::Authorizer;
+use crate::auth::{Authorizer, TokenCheck};
 use crate::config::{Config, Limits};
 use admission::{Admit, Gate};
 use budget::MemoryBudget;
@@ -47,8 +47,23 @@ pub struct Router {
     pub budget: Arc<MemoryBudget>,
 }
 
-/// Authorizers by realm name, for the realms that do not use their static roles.
-pub type Authorizers = HashMap<String, Arc<dyn Authorizer>>;
+/// How a realm that does not use its static roles alone is authorized: an authorizer
+/// (the permission graph, or an embedding application's own) and, optionally, API
+/// tokens accepted as tickets.
+#[derive(Debug, Clone)]
+pub struct RealmAuth {
+    pub authorizer: Arc<dyn Authorizer>,
+    pub tokens: Option<Arc<dyn TokenCheck>>,
+}
+
+impl From<Arc<dyn Authorizer>> for RealmAuth {
+    fn from(authorizer: Arc<dyn Authorizer>) -> RealmAuth {
+        RealmAuth { authorizer, tokens: None }
+    }
+}
+
+/// Realm authorization by realm name, for the realms that do not use their static roles.
+pub type Authorizers = HashMap<String, RealmAuth>;
 
 /// How many connections the process may hold, as the server worked it out from the
 /// descriptor limit (`transport::fd_limit`).

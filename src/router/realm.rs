@@ -15,6 +15,7 @@ use super::control::{Closing, Control};
 use super::dealer::Dealer;
 use super::handle::SessionHandle;
 use super::metrics::Metrics;
+use super::RealmAuth;
 use crate::auth::{Authenticator, Authorizer, ChangeBatch, StaticRoles};
 use crate::config::{Limits, RealmConfig};
 use crate::wamp::ids::{IdSequence, SessionId};
@@ -40,16 +41,21 @@ pub struct Realm {
 
 impl Realm {
     pub fn from_config(cfg: &RealmConfig, limits: &Limits, metrics: Arc<Metrics>) -> Realm {
-        Realm::new(cfg, limits, metrics, Arc::new(StaticRoles::from_config(cfg)))
+        let auth = RealmAuth { authorizer: Arc::new(StaticRoles::from_config(cfg)), tokens: None };
+        Realm::new(cfg, limits, metrics, auth)
     }
 
-    pub fn new(cfg: &RealmConfig, limits: &Limits, metrics: Arc<Metrics>, authorizer: Arc<dyn Authorizer>) -> Realm {
+    pub fn new(cfg: &RealmConfig, limits: &Limits, metrics: Arc<Metrics>, auth: RealmAuth) -> Realm {
+        let mut authenticator = Authenticator::from_config(cfg, limits.auth_failures_per_minute);
+        if let Some(tokens) = auth.tokens {
+            authenticator = authenticator.with_tokens(tokens);
+        }
         Realm {
             name: cfg.name.clone(),
             broker: Broker::new(metrics.clone()),
             dealer: Dealer::new(metrics.clone(), limits.max_calls_per_session),
-            authenticator: Authenticator::from_config(cfg, limits.auth_failures_per_minute),
-            authorizer,
+            authenticator,
+            authorizer: auth.authorizer,
             ids: IdSequence::new(),
             sessions: RwLock::default(),
             metrics,
@@ -64,10 +70,27 @@ impl Realm {
         self.sessions.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn join(&self, handle: Arc<SessionHandle>) {
+    pub fn join(self: &Arc<Self>, handle: Arc<SessionHandle>) {
+        if let Some(at) = handle.expires_at {
+            self.close_at(&handle, at);
+        }
         let mut s = self.write();
         s.by_authid.entry(handle.authid.clone()).or_default().push(handle.id);
         s.by_id.insert(handle.id, handle);
+    }
+
+    /// A session lives no longer than its credential: at `at` it is told GOODBYE
+    /// `wamp.close.revoked`. The timer holds neither the session nor the realm.
+    fn close_at(self: &Arc<Self>, handle: &Arc<SessionHandle>, at: std::time::SystemTime) {
+        let (realm, session) = (Arc::downgrade(self), Arc::downgrade(handle));
+        let wait = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if let (Some(realm), Some(session)) = (realm.upgrade(), session.upgrade()) {
+                let closing = Closing { reason: "wamp.close.revoked".into(), message: "the token expired".into() };
+                realm.control(&session, Control::Close(Box::new(closing)));
+            }
+        });
     }
 
     /// Removes a session and everything it held: its subscriptions and registrations

@@ -14,6 +14,10 @@ pub enum GraphError {
     /// and reconnects; nothing is granted meanwhile.
     #[error("permission database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The router lost the database (or its change notifications) and has not caught
+    /// up yet: it decides nothing from the graph meanwhile.
+    #[error("permission database unavailable: the router is reconnecting and catching up with its changes")]
+    Offline,
     /// The database answered with an error (e.g. the schema is not migrated).
     #[error("permission database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -32,13 +36,14 @@ impl GraphError {
     /// True when the failure is the database's absence rather than an answer: worth a
     /// reconnect and a replay of the change log, not a bug report.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, GraphError::Unavailable(_))
+        matches!(self, GraphError::Unavailable(_) | GraphError::Offline)
     }
 
     /// The WAMP error URI a client is answered with.
     pub fn uri(&self) -> &'static str {
         match self {
             GraphError::Unavailable(_)
+            | GraphError::Offline
             | GraphError::Database(_)
             | GraphError::Migrate(_)
             | GraphError::Corrupt { .. } => AUTHORIZATION_FAILED,

@@ -15,19 +15,29 @@
 //! dropped exactly when a change meets its nodes.
 
 mod access;
+mod authorizer;
+mod cache;
 mod changes;
 mod closure;
 mod error;
+mod follow;
 mod level;
+mod policy;
 mod principal;
+mod setup;
 mod store;
 mod tokens;
 
 pub use access::{AccessRow, ObjectAccess};
+pub use authorizer::{GraphAuthorizer, GraphPermissions, ADMIN_ROLE, USER_ROLE};
+pub use cache::GraphCache;
 pub use changes::{Change, CHANNEL};
 pub use closure::{Closure, Reached, Standing};
 pub use error::GraphError;
+pub use follow::follow;
 pub use level::Level;
+pub use policy::Policy;
+pub use setup::{build, GraphRealm, GraphTokens};
 pub use principal::{PrincipalInfo, PrincipalKind};
 pub use store::{AppliedMigration, GraphStore, MIGRATOR};
 pub use tokens::{hash_token, mint_token, TokenError, TokenInfo, TOKEN_PREFIX};

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::{Flow, Session, State};
-use crate::auth::{AuthError, HelloOutcome, Principal, Subject};
+use super::{Flow, Resume, Session, State};
+use crate::auth::{AuthError, HelloOutcome, Principal, Subject, Verdict};
 use crate::router::error::WampError;
 use crate::router::features::router_roles;
 use crate::router::handle::{PeerFeatures, SessionHandle};
@@ -49,8 +49,17 @@ impl Session {
         match msg {
             Message::Authenticate { signature, .. } => {
                 match realm.authenticator.authenticate(&pending, &signature, self.conn.address()) {
-                    Ok(principal) => self.welcome(realm, principal, features),
-                    Err(e) => self.refuse_authentication(e),
+                    Verdict::Now(Ok(principal)) => self.welcome(realm, principal, features),
+                    Verdict::Now(Err(e)) => self.refuse_authentication(e),
+                    // A token is being looked up: nothing else is read from the peer meanwhile.
+                    Verdict::Later(verdict) => Flow::Wait(Box::pin(async move {
+                        let verdict = verdict.await;
+                        let rest: Resume = Box::new(move |s: &mut Session| match verdict {
+                            Ok(principal) => s.welcome(realm, principal, features),
+                            Err(e) => s.refuse_authentication(e),
+                        });
+                        rest
+                    })),
                 }
             }
             Message::Abort { .. } => Flow::Close,

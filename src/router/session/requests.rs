@@ -164,13 +164,11 @@ impl Session {
         Ok(())
     }
 
-    /// The guard and grounds of a holding allowed by a revocable decision.
+    /// The guard of a new holding (if its events or calls are decided one by one), and
+    /// its grounds if its permission can be withdrawn.
     fn revocable(me: &SessionHandle, d: Decision, req: Request<'_>) -> (Option<Arc<dyn crate::auth::Guard>>, Option<Grounds>) {
-        if !d.revocable {
-            return (None, None);
-        }
-        let grounds = Grounds { uri: req.uri.to_owned(), policy: req.policy };
-        (me.permissions.guard(req), Some(grounds))
+        let grounds = d.revocable.then(|| Grounds { uri: req.uri.to_owned(), policy: req.policy });
+        (me.permissions.guard(req), grounds)
     }
 }
 
