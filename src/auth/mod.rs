@@ -119,6 +119,18 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
     fn changes(&self) -> Option<Arc<ChangeFeed>> {
         None
     }
+
+    /// Whether it can decide now (its database reachable and caught up); None for an
+    /// authorizer that depends on nothing that can be lost.
+    fn online(&self) -> Option<bool> {
+        None
+    }
+
+    /// How far it has applied its database's changes (the change log's seq), if it
+    /// follows one: operators compare it with the log to see the lag.
+    fn applied(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// What one session may do.

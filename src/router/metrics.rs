@@ -3,6 +3,7 @@
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -39,6 +40,11 @@ pub struct Metrics {
     pub authorization_failures: Counter,
     /// Requests that waited for the authorizer to find out (a cache miss).
     pub authorization_waits: Counter,
+    /// Per realm with a database-backed authorizer: 1 while it can decide, 0 while it
+    /// fails closed. Set when metrics are rendered.
+    pub authorizer_online: Family<Vec<(String, String)>, Gauge>,
+    /// Per realm of the permission graph: the last change-log seq applied.
+    pub authorizer_applied: Family<Vec<(String, String)>, Gauge>,
     /// EVENT frames encoded: one per (subscription, serializer) per publication.
     pub event_encodes: Counter,
     pub calls: Counter,
@@ -105,6 +111,8 @@ impl Metrics {
             control_overflows: Counter::default(),
             authorization_failures: Counter::default(),
             authorization_waits: Counter::default(),
+            authorizer_online: Family::default(),
+            authorizer_applied: Family::default(),
             registry: Registry::default(),
         };
         registry.register("sessions", "Established sessions", m.sessions.clone());
@@ -190,6 +198,16 @@ impl Metrics {
             "authorization_waits",
             "Requests that waited for the authorizer to find out (not cached)",
             m.authorization_waits.clone(),
+        );
+        registry.register(
+            "graph_online",
+            "1 while the realm's permission database is reachable and caught up, 0 while it fails closed",
+            m.authorizer_online.clone(),
+        );
+        registry.register(
+            "graph_applied_seq",
+            "The last permission-graph change-log seq the realm has applied (re-checks done)",
+            m.authorizer_applied.clone(),
         );
         registry.register("auth_failures", "Authentications refused: wrong secret", m.auth_failures.clone());
         registry.register(

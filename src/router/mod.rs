@@ -146,6 +146,16 @@ impl Router {
     /// The metrics as Prometheus text, with the gauges read now.
     pub fn render_metrics(&self) -> String {
         self.metrics.budget_used.set(self.budget.used() as i64);
+        for realm in self.realms.values() {
+            if let Some(online) = realm.authorizer.online() {
+                let labels = vec![("realm".to_owned(), realm.name.clone())];
+                self.metrics.authorizer_online.get_or_create(&labels).set(i64::from(online));
+            }
+            if let Some(seq) = realm.authorizer.applied() {
+                let labels = vec![("realm".to_owned(), realm.name.clone())];
+                self.metrics.authorizer_applied.get_or_create(&labels).set(seq);
+            }
+        }
         self.metrics.render()
     }
 

@@ -40,6 +40,8 @@ pub struct Client {
     pub serializer: Serializer,
     conn: Conn,
     pub session: u64,
+    /// WELCOME.Details of the session.
+    pub welcome: Dict,
     next_request: u64,
 }
 
@@ -49,7 +51,7 @@ impl Client {
         req.headers_mut().insert("Sec-WebSocket-Protocol", serializer.subprotocol().parse().unwrap());
         let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
         assert_eq!(resp.headers()["sec-websocket-protocol"], serializer.subprotocol());
-        Client { serializer, conn: Conn::Ws(Box::new(ws)), session: 0, next_request: 0 }
+        Client { serializer, conn: Conn::Ws(Box::new(ws)), session: 0, welcome: Dict::new(), next_request: 0 }
     }
 
     /// RawSocket over TCP; `len_exp` is the client's maximum message length exponent.
@@ -67,7 +69,7 @@ impl Client {
         tcp.write_all(&request).await.unwrap();
         let mut reply = [0u8; 4];
         tokio::time::timeout(TIMEOUT, tcp.read_exact(&mut reply)).await.expect("handshake reply").unwrap();
-        let c = Client { serializer: Serializer::Json, conn: Conn::Raw(tcp), session: 0, next_request: 0 };
+        let c = Client { serializer: Serializer::Json, conn: Conn::Raw(tcp), session: 0, welcome: Dict::new(), next_request: 0 };
         (Some(c), reply)
     }
 

@@ -65,6 +65,14 @@ impl Authorizer for GraphAuthorizer {
     fn changes(&self) -> Option<Arc<ChangeFeed>> {
         Some(self.feed.clone())
     }
+
+    fn online(&self) -> Option<bool> {
+        Some(self.inner.cache.is_online())
+    }
+
+    fn applied(&self) -> Option<i64> {
+        Some(self.inner.cache.applied_seq())
+    }
 }
 
 #[derive(Debug)]

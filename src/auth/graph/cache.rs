@@ -6,10 +6,11 @@
 //! from the two in memory and memoized per principal; the memo is valid for one
 //! `epoch`, which every invalidation bumps, so a stale level is never used.
 //!
-//! A change-log batch drops exactly the entries whose nodes it touches (the proof is on
-//! `Closure::nodes` and `ObjectAccess::nodes`), reloads them, and only then says whose
-//! holdings to re-check. Between the drop and the reload, questions about those entries
-//! are undecided: guards hold events back, requests wait for the reload.
+//! A change-log batch replaces exactly the entries whose nodes it touches (the proof is
+//! on `Closure::nodes` and `ObjectAccess::nodes`) with fresh loads, and only then says
+//! whose holdings to re-check; the new epoch makes every guard decide on the fresh
+//! entries from then on. While the database is lost, nothing is decided at all: guards
+//! hold events back and requests fail (`authorization_failed`).
 //!
 //! Loads race with changes: a query may read the graph just before a change that is
 //! applied while it runs. Entries are therefore stored under the same lock that
@@ -327,45 +328,44 @@ impl GraphCache {
         }
     }
 
-    /// Applies a batch of changes (oldest first): drops what they touch and returns
-    /// the dropped entries, for `reload`. Call `reload` next; until it finishes, the
-    /// dropped entries are undecided.
+    /// Applies a batch of changes (oldest first): finds the entries they touch, for
+    /// `reload` to replace. Until it has, those entries keep answering as before the
+    /// change, exactly as they did before its notification arrived: a change counts as
+    /// processed once its entries are replaced, and from then on no answer predates it.
+    /// (Dropping them at once instead would hold back every event of every user a
+    /// change merely names, for the time of a query.) Token rows touch no permission.
     pub fn apply(&self, changes: &[Change]) -> Dropped {
-        if changes.is_empty() {
-            return Dropped::default();
+        let mut dropped = Dropped::default();
+        for c in changes.iter().filter(|c| !c.tokens.is_empty()) {
+            dropped.tokens.push((c.tokens.clone(), c.touched.clone()));
         }
-        let everything = changes.iter().any(|c| c.everything);
-        let touched: HashSet<&str> = changes.iter().flat_map(|c| c.touched.iter().map(String::as_str)).collect();
+        let permissions: Vec<&Change> = changes.iter().filter(|c| c.table != "tokens").collect();
+        if permissions.is_empty() {
+            return dropped;
+        }
+        let everything = permissions.iter().any(|c| c.everything);
+        let touched: HashSet<&str> = permissions.iter().flat_map(|c| c.touched.iter().map(String::as_str)).collect();
         let hits = |deps: &[String]| everything || deps.iter().any(|d| touched.contains(d.as_str()));
         let _apply = lock(&self.apply);
-        let mut dropped = Dropped::default();
         for p in lock(&self.principals).values().filter_map(Weak::upgrade) {
-            let mut closure = write(&p.closure);
-            if closure.as_ref().is_some_and(|(_, deps)| hits(deps)) || touched.contains(p.user.as_str()) {
-                *closure = None;
-                drop(closure);
+            let hit = read(&p.closure).as_ref().is_some_and(|(_, deps)| hits(deps)) || touched.contains(p.user.as_str());
+            if hit {
                 dropped.principals.push(p);
             }
         }
         for o in read(&self.objects).values() {
-            let mut access = write(&o.access);
-            if access.as_ref().is_some_and(|(_, deps)| hits(deps)) {
-                *access = None;
-                drop(access);
+            if read(&o.access).as_ref().is_some_and(|(_, deps)| hits(deps)) {
                 dropped.objects.push(o.clone());
             }
         }
-        for c in changes {
-            if !c.tokens.is_empty() {
-                dropped.tokens.push((c.tokens.clone(), c.touched.clone()));
-            }
-        }
+        // Loads in flight read the graph before these changes: make them load again.
         self.epoch.fetch_add(1, Ordering::AcqRel);
         dropped
     }
 
-    /// Reloads what `apply` dropped and says who must act. On error the entries stay
-    /// dropped (undecided) and the caller treats the database as lost.
+    /// Replaces what `apply` found with fresh loads and says who must act. On error
+    /// nothing is replaced, and the caller treats the database as lost (offline: no
+    /// answer at all until it has caught up).
     pub async fn reload(&self, dropped: Dropped) -> Result<Applied, GraphError> {
         let mut applied = Applied::default();
         let principals = dropped.principals.iter().map(|p| async move {

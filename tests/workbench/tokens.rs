@@ -1,0 +1,75 @@
+//! Authentication by API token, and sessions that end with their token or their user.
+
+use super::*;
+use switchyard::auth::graph::GraphStore;
+
+#[tokio::test]
+async fn tokens_that_open_no_session_say_why() {
+    let db = support::postgres::Postgres::shared().fresh_db().await;
+    lab(&db.pool).await;
+    let store = GraphStore::from_pool(db.pool.clone());
+    let server = start(&db.url).await;
+    let expired = store.create_token("alice", None).await.unwrap();
+    sql(&db.pool, "update tokens set expires_at = now() - interval '1 minute'").await;
+    let revoked = store.create_token("alice", None).await.unwrap();
+    store.revoke_token(&revoked).await.unwrap();
+    let disabled = store.create_token("bob", None).await.unwrap();
+    sql(&db.pool, "update principals set disabled = true where id = 'bob'").await;
+    let good = store.create_token("alice", None).await.unwrap();
+    let failed = |m: &str| Some(("wamp.error.authentication_failed".to_owned(), m.to_owned()));
+    assert_eq!(join(&server, None, &expired, true).await.err(), failed("token expired"));
+    assert_eq!(join(&server, None, &revoked, true).await.err(), failed("token revoked"));
+    assert_eq!(join(&server, None, &disabled, true).await.err(), failed("token of disabled user \"bob\""));
+    assert_eq!(join(&server, None, "sy_nonsense", true).await.err(), failed("unknown token"));
+    assert_eq!(join(&server, Some("bob"), &good, true).await.err(), failed("the token does not belong to 'bob'"));
+    let alice = join(&server, Some("alice"), &good, true).await.expect("alice's own token with her authid");
+    assert_eq!(alice.welcome["authid"], Value::from("alice"));
+    let carol = user(&server, &db.pool, "carol").await;
+    assert_eq!(carol.welcome["authrole"], Value::from("admin"));
+}
+
+async fn expect_goodbye(c: &mut Client, message: &str) {
+    match c.recv().await {
+        Message::Goodbye { reason, details } => {
+            assert_eq!(reason, "wamp.close.revoked");
+            assert_eq!(details["message"], Value::from(message));
+        }
+        other => panic!("expected GOODBYE wamp.close.revoked, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_token_or_a_disabled_user_closes_their_sessions() {
+    let db = support::postgres::Postgres::shared().fresh_db().await;
+    lab(&db.pool).await;
+    let store = GraphStore::from_pool(db.pool.clone());
+    let server = start(&db.url).await;
+    let t1 = store.create_token("alice", None).await.unwrap();
+    let t2 = store.create_token("alice", None).await.unwrap();
+    let mut a1 = join(&server, None, &t1, true).await.unwrap();
+    let mut a2 = join(&server, None, &t2, true).await.unwrap();
+    let mut bob = user(&server, &db.pool, "bob").await;
+
+    store.revoke_token(&t1).await.unwrap();
+    expect_goodbye(&mut a1, "the token was revoked").await;
+    nothing_within(&mut a2, 100).await;
+
+    sql(&db.pool, "update principals set disabled = true where id = 'alice'").await;
+    expect_goodbye(&mut a2, "the user was disabled or removed").await;
+    nothing_within(&mut bob, 50).await;
+    assert_eq!(common::metric(&server, "sessions_closed_by_router"), 2);
+}
+
+#[tokio::test]
+async fn a_session_ends_when_its_token_expires() {
+    let db = support::postgres::Postgres::shared().fresh_db().await;
+    lab(&db.pool).await;
+    let store = GraphStore::from_pool(db.pool.clone());
+    let server = start(&db.url).await;
+    let token = store.create_token("alice", Some(Duration::from_millis(1500))).await.unwrap();
+    let mut alice = join(&server, None, &token, true).await.unwrap();
+    let started = std::time::Instant::now();
+    expect_goodbye(&mut alice, "the token expired").await;
+    let after = started.elapsed();
+    assert!(after > Duration::from_millis(1000) && after < Duration::from_millis(2500), "{after:?}");
+}
