@@ -56,11 +56,13 @@ export const BROKER_FEATURES = [
   'publisher_exclusion',
   'subscriber_blackwhite_listing',
   'pattern_based_subscription',
+  'subscription_revocation',
 ];
 export const DEALER_FEATURES = [
   'caller_identification',
   'progressive_call_results',
   'call_canceling',
+  'registration_revocation',
 ];
 
 // The TOML configuration shared with the autobahn-python suite (ticket principal

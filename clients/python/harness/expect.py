@@ -7,11 +7,13 @@ BROKER_FEATURES = {
     "publisher_exclusion",           # tests/test_pubsub.py::test_exclude_me*
     "subscriber_blackwhite_listing", # tests/test_pubsub.py::test_black_white_listing
     "pattern_based_subscription",    # tests/test_patterns.py
+    "subscription_revocation",       # tests/test_workbench.py
 }
 DEALER_FEATURES = {
     "caller_identification",         # tests/test_rpc.py::test_caller_identification*
     "progressive_call_results",      # tests/test_rpc.py::test_progressive_call_results*
     "call_canceling",                # tests/test_rpc.py::test_call_cancel*
+    "registration_revocation",       # tests/test_workbench.py
 }
 
 MAX_SESSION_ID = 2 ** 53
