@@ -4,6 +4,10 @@
 * ``auth_router``  shared router with AUTH_CONFIG (ticket auth, roles, 64 KiB limit)
 * ``unix_router``  shared router that also listens on a Unix socket
 * ``new_router``   factory for a dedicated router (killed after the test)
+* ``workbench``    the workbench realm on PostgreSQL (harness/workbench.py): one fresh
+                   database and router per test module, the graph reset to LAB before
+                   each test; PostgreSQL is ``$DATABASE_URL``'s server or one throwaway
+                   cluster per test session (harness/postgres.py)
 
 The router binary is ``$SWITCHYARD_BIN`` or ``target/debug/switchyard``; it is
 never built here.  A router that dies during a test fails that test with the
@@ -24,7 +28,9 @@ import pytest
 
 from harness import OBSERVATIONS
 from harness.client import close_all_sessions
+from harness.postgres import Postgres, PostgresError
 from harness.router import Router, RouterError, RouterManager, router_binary
+from harness.workbench import Workbench
 
 DEFAULT_DEADLINE = 15.0
 
@@ -100,6 +106,32 @@ def new_router(request):
         r.cleanup()
 
 
+@pytest.fixture(scope="module")
+def _workbench_module():
+    try:
+        wb = Workbench(Postgres.shared())
+    except (PostgresError, RuntimeError) as e:
+        pytest.fail(f"workbench: {e}", pytrace=False)
+    try:
+        wb.start()
+    except RouterError as e:
+        wb.close()
+        pytest.fail(str(e), pytrace=False)
+    yield wb
+    wb.close()
+
+
+@pytest.fixture
+def workbench(request, _workbench_module) -> Workbench:
+    wb = _workbench_module
+    if not wb.router.alive():
+        pytest.fail(f"the workbench router is dead (exit code {wb.router.proc.returncode}).\n"
+                    f"stderr tail:\n{wb.router.stderr_tail()}", pytrace=False)
+    _use_router(request, wb.router)
+    wb.reset()
+    return wb
+
+
 @pytest.fixture(autouse=True)
 def _router_crash_check(request):
     yield
@@ -113,6 +145,9 @@ def _router_crash_check(request):
 def pytest_sessionfinish(session, exitstatus):
     for m in _MANAGERS.values():
         m.shutdown()
+    pg = Postgres._shared
+    if pg is not None and pg.cluster is not None:
+        pg.cluster.remove()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -74,6 +74,9 @@ class SessionState:
     left: asyncio.Future = None
     disconnected: asyncio.Future = None
     protocol: Any = None
+    # every WAMP message the session received, in order, recorded before autobahn
+    # handles it (so also the one autobahn fails on)
+    received: list = field(default_factory=list)
 
 
 def _resolve(fut: asyncio.Future, value) -> None:
@@ -103,6 +106,10 @@ class Client(ApplicationSession):
     def onWelcome(self, welcome):
         self.state.welcome = welcome
         return None
+
+    def onMessage(self, msg):
+        self.state.received.append(msg)
+        return super().onMessage(msg)
 
     def onJoin(self, details):
         _resolve(self.state.joined, details)

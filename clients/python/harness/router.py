@@ -46,9 +46,12 @@ class Router:
     """
 
     def __init__(self, name: str, *, config: str | None = None, unix: bool = False,
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, files: dict[str, str] | None = None):
         self.name = name
         self.config_text = config
+        # more files for the configuration to name (realm and policy files), by path
+        # relative to the router's temporary folder
+        self.files = dict(files or {})
         self.unix = unix
         self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen | None = None
@@ -68,6 +71,10 @@ class Router:
                "--rawsocket", "127.0.0.1:0"]
         if self.unix:
             cmd += ["--unix", str(self.tmpdir / "switchyard.sock")]
+        for rel, text in self.files.items():
+            path = self.tmpdir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
         if self.config_text is not None:
             cfg = self.tmpdir / "switchyard.toml"
             cfg.write_text(self.config_text)
