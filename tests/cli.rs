@@ -88,3 +88,59 @@ async fn serve_prints_the_ready_line_and_says_goodbye_on_sigterm() {
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// The shipped configuration with a database that cannot be reached: the router starts,
+/// realm1 serves as usual, and the workbench realm refuses token logins (fail closed)
+/// and says so on /metrics.
+#[tokio::test]
+async fn the_shipped_config_starts_without_a_database_and_the_workbench_realm_fails_closed() {
+    // A port nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", "switchyard.toml", "--listen", "127.0.0.1:0", "--rawsocket", "off"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("SWITCHYARD_DATABASE_URL", format!("postgres://postgres@{dead}/platform"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let url = ready["websocket"].as_str().unwrap().to_owned();
+    let connect = || async {
+        let mut req = url.as_str().into_client_request().unwrap();
+        req.headers_mut().insert("Sec-WebSocket-Protocol", "wamp.2.json".parse().unwrap());
+        tokio_tungstenite::connect_async(req).await.unwrap().0
+    };
+
+    let mut ws = connect().await;
+    ws.send(WsMessage::Text(r#"[1, "realm1", {}]"#.into())).await.unwrap();
+    assert!(ws.next().await.unwrap().unwrap().into_text().unwrap().starts_with("[2,"));
+
+    let mut ws = connect().await;
+    ws.send(WsMessage::Text(r#"[1, "workbench", {"authmethods": ["ticket"]}]"#.into())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap().as_str(), r#"[4,"ticket",{}]"#);
+    ws.send(WsMessage::Text(r#"[5, "sy_sometoken", {}]"#.into())).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap().into_text().unwrap().as_str(),
+        r#"[3,{"message":"cannot check the token: the permission database is unavailable"},"wamp.error.authentication_failed"]"#
+    );
+
+    let metrics_url = url.replace("ws://", "http://").replace("/ws", "/metrics");
+    let metrics = tokio::task::spawn_blocking(move || {
+        let addr = metrics_url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        use std::io::{Read, Write};
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    })
+    .await
+    .unwrap();
+    assert!(metrics.contains("switchyard_graph_online{realm=\"workbench\"} 0"), "{metrics}");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -131,7 +131,8 @@ pub struct GraphConfig {
     pub database_url: Option<String>,
     /// Apply the schema migrations at start.
     pub migrate: bool,
-    /// Principals whose decisions are cached at most (each with its sessions' answers).
+    /// Users whose closures stay cached after their sessions left (for a warm
+    /// reconnect), at most; users with live sessions are always cached.
     pub cache_principals: usize,
     /// Objects whose access rows are cached at most.
     pub cache_objects: usize,

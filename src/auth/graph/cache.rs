@@ -19,7 +19,8 @@
 //!
 //! Bounds: at most `max_objects` object entries, evicting those neither pinned by a
 //! live subscription nor used since the last sweep; principals live as long as a
-//! session holds them (weak references), memos at most `MEMO` levels per principal.
+//! session holds them, plus the last `max_principals` created (warm for a reconnect);
+//! memos at most `MEMO` levels per principal.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -123,6 +124,10 @@ pub struct Applied {
 pub struct GraphCache {
     pub store: GraphStore,
     principals: Mutex<HashMap<String, Weak<PrincipalEntry>>>,
+    /// The principals created last, kept after their sessions left (at most
+    /// `max_principals`), so that a user who reconnects finds the closure warm.
+    recent: Mutex<std::collections::VecDeque<Arc<PrincipalEntry>>>,
+    max_principals: usize,
     objects: RwLock<HashMap<String, Arc<ObjectEntry>>>,
     max_objects: usize,
     /// Bumped by every invalidation: memoized levels of an older epoch are recomputed.
@@ -146,10 +151,12 @@ pub enum Known {
 }
 
 impl GraphCache {
-    pub fn new(store: GraphStore, max_objects: usize) -> GraphCache {
+    pub fn new(store: GraphStore, max_principals: usize, max_objects: usize) -> GraphCache {
         GraphCache {
             store,
             principals: Mutex::default(),
+            recent: Mutex::default(),
+            max_principals: max_principals.max(1),
             objects: RwLock::default(),
             max_objects,
             epoch: AtomicU64::new(1),
@@ -199,6 +206,12 @@ impl GraphCache {
         }
         let p = Arc::new(PrincipalEntry { user: user.to_owned(), closure: RwLock::default(), memo: RwLock::default() });
         principals.insert(user.to_owned(), Arc::downgrade(&p));
+        drop(principals);
+        let mut recent = lock(&self.recent);
+        if recent.len() >= self.max_principals {
+            recent.pop_front();
+        }
+        recent.push_back(p.clone());
         p
     }
 

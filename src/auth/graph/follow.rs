@@ -33,9 +33,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Runs until the task is dropped.
 pub async fn follow(cache: Arc<GraphCache>, feed: Arc<ChangeFeed>, migrate: bool) {
     let mut migrated = !migrate;
+    let mut started = false;
     let mut backoff = BACKOFF_MIN;
     loop {
-        let result = run(&cache, &feed, &mut migrated, &mut backoff).await;
+        let result = run(&cache, &feed, (&mut migrated, &mut started), &mut backoff).await;
         let was_online = cache.is_online();
         cache.set_online(false);
         match result {
@@ -48,7 +49,12 @@ pub async fn follow(cache: Arc<GraphCache>, feed: Arc<ChangeFeed>, migrate: bool
     }
 }
 
-async fn run(cache: &GraphCache, feed: &ChangeFeed, migrated: &mut bool, backoff: &mut Duration) -> Result<(), GraphError> {
+async fn run(
+    cache: &GraphCache,
+    feed: &ChangeFeed,
+    (migrated, started): (&mut bool, &mut bool),
+    backoff: &mut Duration,
+) -> Result<(), GraphError> {
     let store = &cache.store;
     if !*migrated {
         for m in store.migrate().await? {
@@ -58,9 +64,10 @@ async fn run(cache: &GraphCache, feed: &ChangeFeed, migrated: &mut bool, backoff
     }
     let mut listener = PgListener::connect_with(store.pool()).await?;
     listener.listen(CHANNEL).await?;
-    if cache.applied_seq() == 0 {
-        // First connection: nothing is cached, so the log before now is of no use.
+    if !*started {
+        // First connection: nothing is cached yet, so the log before now is of no use.
         cache.commit(store.last_seq().await?);
+        *started = true;
     } else {
         catch_up(cache, feed).await?;
     }

@@ -33,7 +33,7 @@ pub fn build(realm: &RealmConfig) -> Option<GraphRealm> {
     }
     // Without a database the cache never comes online, so this pool is never used.
     let store = store.unwrap_or_else(|| GraphStore::from_pool(PgPoolOptions::new().connect_lazy_with(PgConnectOptions::new())));
-    let cache = Arc::new(GraphCache::new(store, cfg.cache_objects));
+    let cache = Arc::new(GraphCache::new(store, cfg.cache_principals, cfg.cache_objects));
     let feed = Arc::new(ChangeFeed::new());
     let policy = Policy::from_config(&cfg.policy);
     let authorizer = Arc::new(GraphAuthorizer::new(cache.clone(), policy, StaticRoles::from_config(realm), feed.clone()));
