@@ -163,9 +163,9 @@ impl GraphPermissions {
     }
 
     /// What `decide` must load: the user's closure and the rule's object.
-    fn wanted(&self, req: Request<'_>) -> (Option<&PrincipalEntry>, Option<Arc<ObjectEntry>>) {
+    fn wanted(&self, req: Request<'_>) -> (Option<Arc<PrincipalEntry>>, Option<Arc<ObjectEntry>>) {
         let principal = match &self.holder {
-            Holder::User(p) => Some(p.as_ref()),
+            Holder::User(p) => Some(p.clone()),
             Holder::Service { .. } => None,
         };
         let object = if req.policy == MatchPolicy::Exact {
@@ -190,10 +190,6 @@ impl Permissions for GraphPermissions {
 
     fn decide(&self, req: Request<'_>) -> BoxFuture<'static, Result<Decision, Undecided>> {
         let (principal, object) = self.wanted(req);
-        let principal = principal.map(|_| match &self.holder {
-            Holder::User(p) => p.clone(),
-            Holder::Service { .. } => unreachable!("only users have a principal entry"),
-        });
         let (inner, holder) = (self.inner.clone(), self.clone_holder());
         let (uri, action, policy) = (req.uri.to_owned(), req.action, req.policy);
         Box::pin(async move {

@@ -123,7 +123,7 @@ impl Policy {
 /// Whether some URI of `template` starts with `prefix`.
 fn prefix_overlaps(template: &[Option<String>], prefix: &str) -> bool {
     let parts: Vec<&str> = prefix.split('.').collect();
-    let (last, whole) = parts.split_last().expect("split yields at least one part");
+    let Some((last, whole)) = parts.split_last() else { return false };
     if whole.len() >= template.len() {
         return false;
     }
