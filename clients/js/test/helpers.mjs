@@ -14,7 +14,7 @@
 
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -341,13 +341,20 @@ export function routerBinary() {
 /**
  * Starts `switchyard serve` and resolves once it printed its "listening" line.
  * `config`: TOML text written to a temporary file and passed with --config.
+ * `files`: more files the configuration names (realm and policy files), as
+ * { 'relative/path': text }, written into the same temporary folder.
  */
-export async function startRouter({ config = null, startTimeout = 15000 } = {}) {
+export async function startRouter({ config = null, files = {}, startTimeout = 15000 } = {}) {
   const bin = routerBinary();
   const args = ['serve', '--listen', '127.0.0.1:0', '--rawsocket', '127.0.0.1:0'];
   let dir = null;
   if (config !== null) {
     dir = mkdtempSync(path.join(tmpdir(), 'switchyard-js-'));
+    for (const [rel, text] of Object.entries(files)) {
+      const f = path.join(dir, rel);
+      mkdirSync(path.dirname(f), { recursive: true });
+      writeFileSync(f, text);
+    }
     const file = path.join(dir, 'switchyard.toml');
     writeFileSync(file, config);
     args.push('--config', file);
@@ -729,7 +736,8 @@ export class TestContext {
 /**
  * describe() block with one router shared by its tests.
  * body(test, suite) registers tests with test(name, [opts], async (ctx) => ...).
- * opts: { config, timeout }.
+ * opts: { config, timeout, prepare, finish }: `prepare` (async) runs before the router
+ * starts and may return { config, files } for it; `finish` (async) runs after it stopped.
  */
 export function routerSuite(name, opts, body) {
   if (typeof opts === 'function') {
@@ -740,11 +748,16 @@ export function routerSuite(name, opts, body) {
   const state = { router: null };
   describe(name, () => {
     before(async () => {
-      state.router = await startRouter({ config: opts.config || null });
+      const prepared = (opts.prepare && (await opts.prepare())) || {};
+      state.router = await startRouter({ config: prepared.config || opts.config || null, files: prepared.files });
     });
     after(async () => {
-      if (!state.router) return;
+      if (!state.router) {
+        if (opts.finish) await opts.finish();
+        return;
+      }
       const exit = await state.router.stop();
+      if (opts.finish) await opts.finish();
       // a panic in a connection task need not kill the router: look for it in the log
       const log = state.router.stderr();
       const i = log.indexOf('panicked at');
