@@ -27,6 +27,8 @@ pub struct Params {
     pub subscribers: usize,
     pub in_flight: usize,
     pub payload: usize,
+    /// The topic; default: one unique to the run.
+    pub topic: Option<String>,
 }
 
 /// Counters shared by the reader tasks.
@@ -68,7 +70,7 @@ pub async fn run(ctx: &Ctx, p: Params) -> Run {
 }
 
 async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
-    let topic = ctx.uri("fanout");
+    let topic = p.topic.clone().unwrap_or_else(|| ctx.uri("fanout"));
     let shared = Arc::new(Shared::default());
     let mut readers = JoinSet::new();
 
@@ -112,7 +114,7 @@ async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
     }
 
     // The publisher.
-    let Session { tx, rx: mut prx, .. } = Session::open(&ctx.target, &ctx.opts(None, 64 * 1024), &ctx.realm).await?;
+    let Session { tx, rx: mut prx, .. } = Session::open_as(&ctx.target, &ctx.opts(None, 64 * 1024), &ctx.realm, &ctx.service()).await?;
     let window = Arc::new(Semaphore::new(p.in_flight));
     {
         let (shared, window, ser) = (shared.clone(), window.clone(), ctx.serializer);

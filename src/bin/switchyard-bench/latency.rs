@@ -96,7 +96,7 @@ async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
         });
     }
 
-    let Session { tx, rx: mut prx, .. } = Session::open(&ctx.target, &ctx.opts(None, 16 * 1024), &ctx.realm).await?;
+    let Session { tx, rx: mut prx, .. } = Session::open_as(&ctx.target, &ctx.opts(None, 16 * 1024), &ctx.realm, &ctx.service()).await?;
     {
         let errors = errors.clone();
         readers.spawn(async move {

@@ -5,19 +5,27 @@
 //! its own CPU, and prints one JSON object per run on stdout and a summary on stderr.
 //! `--smoke` runs all four at small sizes and fails on any error or lost event. A fifth
 //! workload, `hostile`, attacks the router with misbehaving clients and measures its
-//! memory (see `hostile.rs`); it is not part of `--smoke`.
+//! memory (see `hostile.rs`); it is not part of `--smoke`. Three more need the
+//! permission graph's PostgreSQL and a router whose realm follows it (`bench/graph.sh`):
+//! `revoke` (revocation latency under load), `graph-cold` (decisions with nothing cached,
+//! token joins) and `graph-fixture` (users and tokens for fanout/rpc on the graph realm,
+//! see `--tokens` and `--service`); none is part of `--smoke`.
 //!
 //! Modules: `conn` (transports), `session` (WAMP client), `stats` (percentiles),
 //! `procstat` (/proc sampling), `report` (output), one module per workload; `wire`
 //! (byte-level attacking peers) and `watch` (RSS sampler, TCP socket table) serve
-//! `hostile`.
+//! `hostile`; `graphdb` (the graph's tables, the router's /metrics) serves `revoke`,
+//! `graph-cold` (module `cold`) and `graph-fixture`.
 
+mod cold;
 mod conn;
 mod fanout;
+mod graphdb;
 mod hostile;
 mod latency;
 mod procstat;
 mod report;
+mod revoke;
 mod rpc;
 mod scale;
 mod session;
@@ -79,6 +87,14 @@ struct Common {
     /// gives up (what is still missing then is reported as loss).
     #[arg(long, global = true, default_value_t = 5.0)]
     drain: f64,
+    /// API tokens, one per line: subscribers and callers join with WAMP-Ticket as these
+    /// users, in turn (fanout, rpc, latency). Without: anonymous.
+    #[arg(long, global = true)]
+    tokens: Option<std::path::PathBuf>,
+    /// `AUTHID:TICKET` of a static principal: the publisher and the callee join with
+    /// WAMP-Ticket as it (fanout, rpc, latency; revoke's controller). Without: anonymous.
+    #[arg(long, global = true)]
+    service: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -110,6 +126,9 @@ enum Workload {
         /// Encoded size of the publication's Arguments, in bytes.
         #[arg(long, default_value_t = 100)]
         payload: usize,
+        /// The topic (default: one unique to the run).
+        #[arg(long)]
+        topic: Option<String>,
     },
     /// One callee, N callers, each with one call in flight.
     Rpc {
@@ -117,6 +136,9 @@ enum Workload {
         callers: usize,
         #[arg(long, default_value_t = 100)]
         payload: usize,
+        /// The procedure (default: one unique to the run).
+        #[arg(long)]
+        procedure: Option<String>,
     },
     /// Publications at a fixed rate carrying their send time; publish→event latency.
     Latency {
@@ -199,11 +221,89 @@ enum Workload {
         #[arg(long, default_value_t = 2.0)]
         probe_timeout: f64,
     },
+    /// Revocation latency: users holding graph-protected subscriptions under a stream of
+    /// events lose their permission one committed change at a time; COMMIT →
+    /// UNSUBSCRIBED, and any event that still reaches them. Needs --service (the
+    /// controller that publishes) and a router whose --realm follows --database-url.
+    Revoke {
+        #[command(flatten)]
+        db: DatabaseArg,
+        /// User sessions, each with its own token.
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        /// Subscriptions per user (containers of its group's project).
+        #[arg(long, default_value_t = 5)]
+        subscriptions_per_user: usize,
+        /// Users per group (one project and one role each).
+        #[arg(long, default_value_t = 5)]
+        users_per_group: usize,
+        /// Publications per second, spread over every topic.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Permission changes, one committed transaction each, each ending one user's
+        /// path to its containers.
+        #[arg(long, default_value_t = 200)]
+        changes: usize,
+        /// Milliseconds between the starts of two changes.
+        #[arg(long, default_value_t = 30)]
+        spacing_ms: u64,
+        /// Seconds of publishing before the first change.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        /// Seconds after the last change to wait for the revocations still missing.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+    },
+    /// Decisions with nothing cached (SUBSCRIBE → SUBSCRIBED on an object not yet
+    /// loaded), and joins/s with API tokens (with --service: also with a static ticket).
+    GraphCold {
+        #[command(flatten)]
+        db: DatabaseArg,
+        /// Users subscribing one after another.
+        #[arg(long, default_value_t = 50)]
+        users: usize,
+        /// Objects each user subscribes to first.
+        #[arg(long, default_value_t = 100)]
+        objects: usize,
+        /// Token joins (one token and user each).
+        #[arg(long, default_value_t = 5000)]
+        joins: usize,
+        /// Joins in progress at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// Not a measurement: writes the graph that fanout/rpc use on a graph realm (users
+    /// with read on one container through a role and a project) and their tokens.
+    GraphFixture {
+        #[command(flatten)]
+        db: DatabaseArg,
+        /// The container (an id starting with `ab_`).
+        #[arg(long, default_value = "ab_obj")]
+        object: String,
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        /// Where to write the tokens, one per line (for --tokens).
+        #[arg(long)]
+        tokens_out: std::path::PathBuf,
+    },
+}
+
+#[derive(ClapArgs, Clone)]
+struct DatabaseArg {
+    /// PostgreSQL URL of the permission graph the router follows.
+    #[arg(long, env = "SWITCHYARD_DATABASE_URL")]
+    database_url: String,
 }
 
 /// What every workload needs to know about the target.
 pub struct Ctx {
     pub target: Target,
+    /// The WebSocket URL (its HTTP port serves /metrics).
+    pub url: String,
+    /// `--tokens`: the users subscribers and callers join as, in turn.
+    pub users: Vec<session::Identity>,
+    /// `--service`: who publishers and callees join as.
+    pub service: session::Identity,
     pub serializer: Serializer,
     pub realm: String,
     pub label: String,
@@ -217,6 +317,19 @@ pub struct Ctx {
 impl Ctx {
     pub fn opts(&self, source: Option<IpAddr>, read_buffer: usize) -> ConnectOptions {
         ConnectOptions { serializer: self.serializer, source, read_buffer }
+    }
+
+    /// The identity of the `i`th subscriber or caller.
+    pub fn user(&self, i: usize) -> session::Identity {
+        if self.users.is_empty() {
+            session::Identity::Anonymous
+        } else {
+            self.users[i % self.users.len()].clone()
+        }
+    }
+
+    pub fn service(&self) -> session::Identity {
+        self.service.clone()
     }
 
     /// A topic or procedure URI unique to this run (valid under strict URI rules).
@@ -264,8 +377,25 @@ async fn run(cli: Cli) -> ExitCode {
         }
     };
     let smoke_duration = Duration::from_secs(2);
+    let users = match &c.tokens {
+        None => Vec::new(),
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => text.lines().map(str::trim).filter(|l| !l.is_empty()).map(session::Identity::token).collect(),
+            Err(e) => {
+                eprintln!("--tokens {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if c.tokens.is_some() && users.is_empty() {
+        eprintln!("--tokens: the file holds no token");
+        return ExitCode::from(2);
+    }
     let ctx = Ctx {
         target,
+        url: c.url.clone(),
+        users,
+        service: c.service.as_deref().map(session::Identity::parse).unwrap_or_default(),
         serializer: c.serializer.into(),
         realm: c.realm.clone(),
         label: c.label.clone(),
@@ -285,8 +415,8 @@ async fn run(cli: Cli) -> ExitCode {
         (Some(w), false) => vec![w.clone()],
         (Some(w), true) => vec![smoke_size(w)],
         (None, true) => vec![
-            Workload::Fanout { subscribers: 10, in_flight: 20, payload: 100 },
-            Workload::Rpc { callers: 4, payload: 100 },
+            Workload::Fanout { subscribers: 10, in_flight: 20, payload: 100, topic: None },
+            Workload::Rpc { callers: 4, payload: 100, procedure: None },
             Workload::Latency { rate: 200, subscribers: 10, payload: 100, warmup: 0.2 },
             smoke_size(&Workload::Scale {
                 sessions: 50,
@@ -300,7 +430,7 @@ async fn run(cli: Cli) -> ExitCode {
             }),
         ],
         (None, false) => {
-            eprintln!("name a workload (fanout, rpc, latency, scale, hostile) or pass --smoke; --help for more");
+            eprintln!("name a workload (fanout, rpc, latency, scale, hostile, revoke, graph-cold, graph-fixture) or pass --smoke; --help for more");
             return ExitCode::from(2);
         }
     };
@@ -308,10 +438,40 @@ async fn run(cli: Cli) -> ExitCode {
     let mut all_ok = true;
     for w in workloads {
         let run: Run = match w {
-            Workload::Fanout { subscribers, in_flight, payload } => {
-                fanout::run(&ctx, fanout::Params { subscribers, in_flight: in_flight.max(1), payload }).await
+            Workload::Fanout { subscribers, in_flight, payload, topic } => {
+                fanout::run(&ctx, fanout::Params { subscribers, in_flight: in_flight.max(1), payload, topic }).await
             }
-            Workload::Rpc { callers, payload } => rpc::run(&ctx, rpc::Params { callers: callers.max(1), payload }).await,
+            Workload::Rpc { callers, payload, procedure } => rpc::run(&ctx, rpc::Params { callers: callers.max(1), payload, procedure }).await,
+            Workload::Revoke { db, users, subscriptions_per_user, users_per_group, rate, changes, spacing_ms, warmup, timeout } => {
+                let p = revoke::Params {
+                    database_url: db.database_url,
+                    users: users.max(1),
+                    per_user: subscriptions_per_user.max(1),
+                    group: users_per_group.max(1),
+                    rate: rate.max(1),
+                    changes,
+                    spacing: Duration::from_millis(spacing_ms),
+                    warmup: Duration::from_secs_f64(warmup.max(0.0)),
+                    timeout: Duration::from_secs_f64(timeout.max(0.1)),
+                };
+                revoke::run(&ctx, p).await
+            }
+            Workload::GraphCold { db, users, objects, joins, concurrency } => {
+                cold::run(&ctx, cold::Params { database_url: db.database_url, users, objects, joins, concurrency }).await
+            }
+            Workload::GraphFixture { db, object, users, tokens_out } => {
+                if !object.starts_with("ab_") {
+                    eprintln!("--object must start with ab_ (the fixture's ids, deleted and written anew on each run)");
+                    return ExitCode::from(2);
+                }
+                return match graphdb::fixture(&db.database_url, &object, users, &tokens_out).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("graph-fixture: {e}");
+                        ExitCode::from(1)
+                    }
+                };
+            }
             Workload::Latency { rate, subscribers, payload, warmup } => {
                 latency::run(&ctx, latency::Params { rate: rate.max(1), subscribers, payload, warmup: Duration::from_secs_f64(warmup.max(0.0)) })
                     .await
@@ -393,8 +553,8 @@ async fn hostile_targets(c: &Common) -> Result<hostile::Targets, String> {
 /// The smoke-test size of a workload named on the command line.
 fn smoke_size(w: &Workload) -> Workload {
     match w.clone() {
-        Workload::Fanout { in_flight, payload, .. } => Workload::Fanout { subscribers: 10, in_flight, payload },
-        Workload::Rpc { payload, .. } => Workload::Rpc { callers: 4, payload },
+        Workload::Fanout { in_flight, payload, topic, .. } => Workload::Fanout { subscribers: 10, in_flight, payload, topic },
+        Workload::Rpc { payload, procedure, .. } => Workload::Rpc { callers: 4, payload, procedure },
         Workload::Latency { payload, .. } => Workload::Latency { rate: 200, subscribers: 10, payload, warmup: 0.2 },
         Workload::Scale { procs, source_ips, connect_concurrency, child, proc_index, run_id, .. } => Workload::Scale {
             sessions: 50,
@@ -406,6 +566,6 @@ fn smoke_size(w: &Workload) -> Workload {
             proc_index,
             run_id,
         },
-        hostile @ Workload::Hostile { .. } => hostile,
+        other @ (Workload::Hostile { .. } | Workload::Revoke { .. } | Workload::GraphCold { .. } | Workload::GraphFixture { .. }) => other,
     }
 }

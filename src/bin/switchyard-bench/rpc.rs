@@ -21,6 +21,8 @@ use crate::Ctx;
 pub struct Params {
     pub callers: usize,
     pub payload: usize,
+    /// The procedure; default: one unique to the run.
+    pub procedure: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx, p: Params) -> Run {
@@ -43,10 +45,10 @@ struct CallerResult {
 }
 
 async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
-    let procedure = ctx.uri("rpc.echo");
+    let procedure = p.procedure.clone().unwrap_or_else(|| ctx.uri("rpc.echo"));
 
     // The callee: answers every INVOCATION at once, batching YIELDs when several wait.
-    let mut callee = Session::open(&ctx.target, &ctx.opts(None, 64 * 1024), &ctx.realm).await?;
+    let mut callee = Session::open_as(&ctx.target, &ctx.opts(None, 64 * 1024), &ctx.realm, &ctx.service()).await?;
     callee.register(&procedure).await?;
     let Session { tx: ctx_tx, rx: mut crx, .. } = callee;
     let ser = ctx.serializer;
@@ -79,11 +81,11 @@ async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
     let args = padding_args(ctx.serializer, p.payload);
     let mut callers = JoinSet::new();
     let duration = ctx.duration;
-    for _ in 0..p.callers {
-        let (target, opts, realm, procedure, barrier, args) =
-            (ctx.target.clone(), ctx.opts(None, 16 * 1024), ctx.realm.clone(), procedure.clone(), barrier.clone(), args.clone());
+    for i in 0..p.callers {
+        let (target, opts, realm, procedure, barrier, args, who) =
+            (ctx.target.clone(), ctx.opts(None, 16 * 1024), ctx.realm.clone(), procedure.clone(), barrier.clone(), args.clone(), ctx.user(i));
         callers.spawn(async move {
-            let s = Session::open(&target, &opts, &realm).await;
+            let s = Session::open_as(&target, &opts, &realm, &who).await;
             barrier.wait().await;
             let mut s = s?;
             let mut r = CallerResult { rtt: Samples::default(), calls: 0, errors: 0, first_error: None };

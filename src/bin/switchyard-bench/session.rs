@@ -1,9 +1,9 @@
-//! A WAMP client session for the load generator: HELLO/WELCOME, SUBSCRIBE, REGISTER, each
-//! waiting for its reply, built on the crate's own codecs (`Message::encode`/`decode`).
-//! Once set up, a workload takes the session's `Sender` and `Receiver` apart and drives
-//! them itself.
+//! A WAMP client session for the load generator: HELLO/WELCOME (anonymous, or
+//! WAMP-Ticket with CHALLENGE/AUTHENTICATE), SUBSCRIBE, REGISTER, each waiting for its
+//! reply, built on the crate's own codecs (`Message::encode`/`decode`). Once set up, a
+//! workload takes the session's `Sender` and `Receiver` apart and drives them itself.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use switchyard::wamp::{dict, Args, Dict, Message, Payload, Serializer, Value};
 
@@ -16,34 +16,100 @@ pub struct Session {
     pub tx: Sender,
     pub rx: Receiver,
     pub id: u64,
+    /// HELLO sent → WELCOME received (CHALLENGE and AUTHENTICATE included).
+    pub join_time: Duration,
     next_request: u64,
+}
+
+/// Who a session joins as.
+#[derive(Clone, Debug, Default)]
+pub enum Identity {
+    /// No authentication: the realm's anonymous role.
+    #[default]
+    Anonymous,
+    /// WAMP-Ticket: a static principal's secret (with its authid), or a user's API
+    /// token (authid optional: the router takes it from the token). Such a session also
+    /// announces `subscription_revocation` and `registration_revocation`, as a client of
+    /// a realm whose permissions change must.
+    Ticket { authid: Option<String>, ticket: String },
+}
+
+impl Identity {
+    /// `AUTHID:TICKET` (a static principal) or a bare token.
+    pub fn parse(s: &str) -> Identity {
+        match s.split_once(':') {
+            Some((authid, ticket)) if !authid.is_empty() => Identity::Ticket { authid: Some(authid.to_owned()), ticket: ticket.to_owned() },
+            _ => Identity::Ticket { authid: None, ticket: s.to_owned() },
+        }
+    }
+
+    pub fn token(token: &str) -> Identity {
+        Identity::Ticket { authid: None, ticket: token.to_owned() }
+    }
 }
 
 impl Session {
     /// Connects and joins `realm` anonymously, announcing the four client roles.
     pub async fn open(target: &Target, opts: &ConnectOptions, realm: &str) -> Result<Session, String> {
-        tokio::time::timeout(SETUP_TIMEOUT, Session::open_inner(target, opts, realm))
+        Session::open_as(target, opts, realm, &Identity::Anonymous).await
+    }
+
+    /// Connects and joins `realm` as `who`.
+    pub async fn open_as(target: &Target, opts: &ConnectOptions, realm: &str, who: &Identity) -> Result<Session, String> {
+        tokio::time::timeout(SETUP_TIMEOUT, Session::open_inner(target, opts, realm, who))
             .await
             .map_err(|_| format!("no WELCOME within {} s", SETUP_TIMEOUT.as_secs()))?
     }
 
-    async fn open_inner(target: &Target, opts: &ConnectOptions, realm: &str) -> Result<Session, String> {
+    async fn open_inner(target: &Target, opts: &ConnectOptions, realm: &str, who: &Identity) -> Result<Session, String> {
         let (tx, rx) = conn::connect(target, opts).await?;
-        let mut s = Session { tx, rx, id: 0, next_request: 0 };
+        let mut s = Session { tx, rx, id: 0, join_time: Duration::ZERO, next_request: 0 };
+        s.join(realm, who).await?;
+        Ok(s)
+    }
+
+    /// HELLO (and for a ticket CHALLENGE/AUTHENTICATE) until WELCOME.
+    async fn join(&mut self, realm: &str, who: &Identity) -> Result<(), String> {
+        let feature = |name: &str, on: bool| {
+            if on {
+                Value::Dict(dict([("features", Value::Dict(dict([(name, true.into())])))]))
+            } else {
+                Value::Dict(Dict::new())
+            }
+        };
+        let revocable = matches!(who, Identity::Ticket { .. });
         let roles = dict([
             ("publisher", Value::Dict(Dict::new())),
-            ("subscriber", Value::Dict(Dict::new())),
+            ("subscriber", feature("subscription_revocation", revocable)),
             ("caller", Value::Dict(Dict::new())),
-            ("callee", Value::Dict(Dict::new())),
+            ("callee", feature("registration_revocation", revocable)),
         ]);
-        let details = dict([("roles", Value::Dict(roles))]);
-        s.tx.send(&Message::Hello { realm: realm.to_owned(), details })?;
-        match s.recv().await? {
-            Message::Welcome { session, .. } => s.id = session,
-            Message::Abort { reason, details } => return Err(format!("ABORT {reason} {details:?}")),
-            other => return Err(format!("expected WELCOME, got {}", other.name())),
+        let mut details = dict([("roles", Value::Dict(roles))]);
+        if let Identity::Ticket { authid, .. } = who {
+            details.insert("authmethods".into(), Value::List(vec!["ticket".into()]));
+            if let Some(a) = authid {
+                details.insert("authid".into(), a.as_str().into());
+            }
         }
-        Ok(s)
+        let start = Instant::now();
+        self.tx.send(&Message::Hello { realm: realm.to_owned(), details })?;
+        loop {
+            match self.recv().await? {
+                Message::Welcome { session, .. } => {
+                    self.id = session;
+                    self.join_time = start.elapsed();
+                    return Ok(());
+                }
+                Message::Challenge { authmethod, .. } => match who {
+                    Identity::Ticket { ticket, .. } if authmethod == "ticket" => {
+                        self.tx.send(&Message::Authenticate { signature: ticket.clone(), extra: Dict::new() })?
+                    }
+                    _ => return Err(format!("unexpected CHALLENGE for {authmethod}")),
+                },
+                Message::Abort { reason, details } => return Err(format!("ABORT {reason} {details:?}")),
+                other => return Err(format!("expected WELCOME, got {}", other.name())),
+            }
+        }
     }
 
     pub fn serializer(&self) -> Serializer {
@@ -120,15 +186,16 @@ const SETUP_CONCURRENCY: usize = 50;
 /// Opens `n` sessions subscribed to `topic`, at most `SETUP_CONCURRENCY` connecting at
 /// once (a burst of thousands of handshakes would measure the accept queue, not the
 /// workload).
+/// Each joins as the next of the `--tokens` users (anonymous without).
 pub async fn open_subscribers(ctx: &crate::Ctx, topic: &str, n: usize) -> Result<Vec<Session>, String> {
     let mut setup = tokio::task::JoinSet::new();
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(SETUP_CONCURRENCY));
-    for _ in 0..n {
-        let (target, opts, realm, topic, gate) =
-            (ctx.target.clone(), ctx.opts(None, 16 * 1024), ctx.realm.clone(), topic.to_owned(), gate.clone());
+    for i in 0..n {
+        let (target, opts, realm, topic, gate, who) =
+            (ctx.target.clone(), ctx.opts(None, 16 * 1024), ctx.realm.clone(), topic.to_owned(), gate.clone(), ctx.user(i));
         setup.spawn(async move {
             let _permit = gate.acquire_owned().await.map_err(|e| e.to_string())?;
-            let mut s = Session::open(&target, &opts, &realm).await?;
+            let mut s = Session::open_as(&target, &opts, &realm, &who).await?;
             s.subscribe(&topic).await?;
             Ok::<Session, String>(s)
         });
@@ -155,5 +222,18 @@ pub async fn wait_for_drain<T: PartialEq>(progress: impl Fn() -> T, done: impl F
         } else if last_change.elapsed() > patience {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_from_the_command_line() {
+        let static_principal = Identity::parse("controller-1:secret:with:colons");
+        assert!(matches!(static_principal, Identity::Ticket { authid: Some(a), ticket: t } if a == "controller-1" && t == "secret:with:colons"));
+        assert!(matches!(Identity::parse("sy_token"), Identity::Ticket { authid: None, ticket: t } if t == "sy_token"));
+        assert!(matches!(Identity::parse(":sy_token"), Identity::Ticket { authid: None, ticket: t } if t == ":sy_token"));
     }
 }
