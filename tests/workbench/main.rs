@@ -26,27 +26,13 @@ use switchyard::config::{Config, GraphConfig, LevelName, PolicyConfig, PolicyRul
 use switchyard::server::Server;
 use switchyard::wamp::{dict, Dict, Message, Serializer, Value};
 
-/// The shipped workbench policy, as the tests rely on it.
+/// The shipped workbench policy (`policies/workbench.toml`), loaded the way the router
+/// loads it, so that the tests hold the shipped file to what they check.
 fn policy() -> PolicyConfig {
-    let rule = |uri: &str, subscribe: Requirement, publish: Requirement| PolicyRule {
-        template: uri.split('.').map(|c| (c != "{object}").then(|| c.to_owned())).collect(),
-        publish,
-        subscribe,
-        call: Requirement::default(),
-        register: Requirement::default(),
-    };
-    let level = |l| Requirement { level: Some(l), roles: vec![] };
-    let roles = |r: &[&str]| Requirement { level: None, roles: r.iter().map(|s| s.to_string()).collect() };
-    let both = |l, r: &[&str]| Requirement { level: Some(l), roles: r.iter().map(|s| s.to_string()).collect() };
-    PolicyConfig {
-        file: "policies/workbench.toml".into(),
-        rules: vec![
-            rule("containers.{object}.logs", level(LevelName::Read), both(LevelName::Write, &["controller"])),
-            rule("containers.{object}.events", both(LevelName::Read, &["dispatcher"]), both(LevelName::Write, &["controller"])),
-            rule("records.{object}.changes", level(LevelName::Read), roles(&["controller"])),
-            rule("dispatch.containers", roles(&["dispatcher"]), roles(&["controller"])),
-        ],
-    }
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("switchyard.toml");
+    let config = Config::load(&shipped).unwrap_or_else(|e| panic!("{e}"));
+    let realm = config.realms.into_iter().find(|r| r.name == "workbench").expect("the workbench realm ships");
+    realm.graph.expect("authorized by the graph").policy
 }
 
 pub fn config(database_url: &str) -> Config {
