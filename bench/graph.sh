@@ -18,7 +18,9 @@
 # 3. `revoke` (1000 users, 5000 subscriptions, 1000 events/s, 200 changes), --revoke-runs
 #    times, a fresh router each.
 # 4. `graph-cold` once: SUBSCRIBE with the object not cached, token joins/s.
-# 5. bench/graph_report.py: the `graph` section of BENCHMARKS.md from this run's lines.
+# 5. bench/graph_report.py: the `graph` section of BENCHMARKS.md from this run's lines
+#    (with bench/graph-notes.md, if present: a profile made by hand with
+#    bench/graph_callgrind.sh).
 #
 # Every run's JSON line, with `label`, `graph_run` and the router log's WARN/ERROR
 # counts, is appended to bench/graph-results.jsonl. The router listens on
@@ -147,6 +149,9 @@ trial "graph:cold" --url "$WS_URL" --realm workbench --service controller-1:cont
     graph-cold --database-url "$SWITCHYARD_DATABASE_URL" --users 50 --objects 100 --joins 5000 --concurrency 64
 
 if [[ $REPORT == 1 ]]; then
+    # A profile made by hand (bench/graph_callgrind.sh) goes into the section too.
+    notes=()
+    [[ -f "$ROOT/bench/graph-notes.md" ]] && notes=(--notes "$ROOT/bench/graph-notes.md")
     python3 "$ROOT/bench/graph_report.py" --results "$OUT" --run "$RUN_ID" --out "$ROOT/BENCHMARKS.md" \
-        --command "bench/graph.sh --repeat $REPEAT --duration $DURATION --revoke-runs $REVOKE_RUNS"
+        --command "bench/graph.sh --repeat $REPEAT --duration $DURATION --revoke-runs $REVOKE_RUNS" "${notes[@]}"
 fi
