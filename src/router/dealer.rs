@@ -61,6 +61,12 @@ impl Calls {
         self.by_invocation.insert(key, call);
     }
 
+    /// Removes every call `pick` chooses: (INVOCATION request id, call).
+    fn take_where(&mut self, pick: impl Fn(&PendingCall) -> bool) -> Vec<(u64, PendingCall)> {
+        let keys: Vec<(SessionId, u64)> = self.by_invocation.iter().filter(|(_, c)| pick(c)).map(|(k, _)| *k).collect();
+        keys.into_iter().filter_map(|k| self.remove(k).map(|c| (k.1, c))).collect()
+    }
+
     fn remove(&mut self, key: (SessionId, u64)) -> Option<PendingCall> {
         let call = self.by_invocation.remove(&key)?;
         self.by_call.remove(&(call.caller.id, call.caller_request));
@@ -139,12 +145,7 @@ impl Dealer {
         if self.unregister(callee, id).is_err() {
             return false;
         }
-        let cut: Vec<(u64, PendingCall)> = {
-            let mut calls = lock(&self.calls);
-            let keys: Vec<(SessionId, u64)> =
-                calls.by_invocation.iter().filter(|(k, c)| k.0 == callee && c.registration == id).map(|(k, _)| *k).collect();
-            keys.into_iter().filter_map(|k| calls.remove(k).map(|c| (k.1, c))).collect()
-        };
+        let cut = lock(&self.calls).take_where(|c| c.callee.id == callee && c.registration == id);
         let err = WampError::Canceled("the callee's permission for this procedure was withdrawn".into());
         for (invocation, call) in cut {
             if call.callee.features.callee_call_canceling {
@@ -326,16 +327,7 @@ impl Dealer {
                 }
             }
         }
-        let orphaned: Vec<(u64, PendingCall)> = {
-            let mut calls = lock(&self.calls);
-            let keys: Vec<(SessionId, u64)> = calls
-                .by_invocation
-                .iter()
-                .filter(|(_, c)| c.callee.id == session || c.caller.id == session)
-                .map(|(k, _)| *k)
-                .collect();
-            keys.into_iter().filter_map(|k| calls.remove(k).map(|c| (k.1, c))).collect()
-        };
+        let orphaned = lock(&self.calls).take_where(|c| c.callee.id == session || c.caller.id == session);
         for (invocation, call) in orphaned {
             if call.callee.id == session {
                 let err = WampError::Canceled("the callee left before answering".into());

@@ -87,8 +87,7 @@ impl Realm {
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             if let (Some(realm), Some(session)) = (realm.upgrade(), session.upgrade()) {
-                let closing = Closing { reason: "wamp.close.revoked".into(), message: "the token expired".into() };
-                realm.control(&session, Control::Close(Box::new(closing)));
+                realm.revoke_session(&session, "the token expired");
             }
         });
     }
@@ -133,6 +132,13 @@ impl Realm {
         }
     }
 
+    /// Closes a session whose credential or user no longer holds: GOODBYE
+    /// `wamp.close.revoked` saying why.
+    fn revoke_session(&self, session: &SessionHandle, message: &str) {
+        let closing = Closing { reason: "wamp.close.revoked".into(), message: message.to_owned() };
+        self.control(session, Control::Close(Box::new(closing)));
+    }
+
     /// Follows the authorizer's change feed until the realm is dropped; returns at once
     /// for an authorizer whose answers never change.
     pub async fn follow_changes(self: Arc<Self>) {
@@ -157,8 +163,7 @@ impl Realm {
                 if ending.token.is_some() && session.token != ending.token {
                     continue;
                 }
-                let closing = Closing { reason: "wamp.close.revoked".into(), message: ending.message.clone() };
-                self.control(&session, Control::Close(Box::new(closing)));
+                self.revoke_session(&session, &ending.message);
             }
         }
     }
