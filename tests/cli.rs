@@ -57,17 +57,20 @@ fn json_logs_are_one_object_per_line() {
     assert!(logs.iter().any(|l| l["fields"]["message"] == "shutting down: GOODBYE wamp.close.system_shutdown to every session"));
 }
 
-#[tokio::test]
-async fn serve_prints_the_ready_line_and_says_goodbye_on_sigterm() {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--rawsocket", "off"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+/// Starts `switchyard serve` with `cmd`'s extra arguments and environment; returns the
+/// process and its ready line.
+fn serve(mut cmd: Command) -> (std::process::Child, serde_json::Value) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    (child, serde_json::from_str(&line).unwrap())
+}
+
+#[tokio::test]
+async fn serve_prints_the_ready_line_and_says_goodbye_on_sigterm() {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--rawsocket", "off"]);
+    let (mut child, ready) = serve(cmd);
     assert_eq!(ready["event"], "listening");
     assert_eq!(ready["rawsocket"], serde_json::Value::Null);
     let url = ready["websocket"].as_str().unwrap();
@@ -96,17 +99,11 @@ async fn serve_prints_the_ready_line_and_says_goodbye_on_sigterm() {
 async fn the_shipped_config_starts_without_a_database_and_the_workbench_realm_fails_closed() {
     // A port nothing listens on.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config", "switchyard.toml", "--listen", "127.0.0.1:0", "--rawsocket", "off"])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--config", "switchyard.toml", "--listen", "127.0.0.1:0", "--rawsocket", "off"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("SWITCHYARD_DATABASE_URL", format!("postgres://postgres@{dead}/platform"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+        .env("SWITCHYARD_DATABASE_URL", format!("postgres://postgres@{dead}/platform"));
+    let (mut child, ready) = serve(cmd);
     let url = ready["websocket"].as_str().unwrap().to_owned();
     let connect = || async {
         let mut req = url.as_str().into_client_request().unwrap();
