@@ -10,6 +10,7 @@
 pub mod config;
 pub mod wamp;
 pub mod auth;
+pub mod replay;
 pub mod router;
 pub mod server;
 pub mod transport;

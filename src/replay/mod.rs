@@ -1,0 +1,19 @@
+//! The replay store: recent events per topic, so a subscriber can receive history
+//! followed by live events with no gap and no duplicate, resume where it stopped, and
+//! be caught up (rather than dropped) when it reads slowly (DESIGN.md §5).
+//!
+//! - [`Position`]: per topic, dense, starting at 1; what clients resume from.
+//! - [`Seq`]: per realm, orders events across topics (merging pattern history).
+//! - [`StoredEvent`]: one publication as kept by the store.
+//! - [`Retention`]: which topics are stored and for how long (the realm's rules).
+//! - [`Store`]: the striped per-topic logs. The broker appends under the topic's stripe
+//!   lock, in the same critical section that hands the event to subscribers, so store
+//!   order is delivery order.
+//!
+//! This module knows the protocol's values (`wamp`) and nothing of sessions.
+
+mod event;
+mod retention;
+
+pub use event::{Position, Seq, StoredEvent};
+pub use retention::{Limits, Retention, Rule};
