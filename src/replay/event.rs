@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::wamp::ids::PublicationId;
+use crate::wamp::ids::{PublicationId, SessionId};
 use crate::wamp::{Args, Dict};
 
 /// A topic's sequence number: the first event stored for a topic is 1, each next one
@@ -45,6 +45,10 @@ pub struct StoredEvent {
     pub payload: Args,
     /// Published with `retain: true` (spec: event retention).
     pub retain: bool,
+    /// The publishing session when it asked not to receive its own event (`exclude_me`,
+    /// the default): history and catch-up skip the event for that session as live
+    /// delivery did. Not persisted: session ids do not outlive the router.
+    pub excluded: Option<SessionId>,
 }
 
 /// What an event costs the store beyond its payload: the record, its topic name and

@@ -14,6 +14,10 @@
 
 mod event;
 mod retention;
+mod ring;
+mod store;
 
 pub use event::{Position, Seq, StoredEvent};
 pub use retention::{Limits, Retention, Rule};
+pub use ring::{Evicted, TopicLog};
+pub use store::{Stats, Store, StripeGuard, STRIPES};
