@@ -1,6 +1,7 @@
 //! Validation of realms: turns a `RawRealm` (inline or from a realm file) into a
-//! `RealmConfig`, checking names, roles, permissions and principals, and detects realm
-//! names defined twice across all files.
+//! `RealmConfig`, checking names, roles, permissions and principals (the `[graph]` and
+//! `[replay]` tables have files of their own), and detects realm names defined twice
+//! across all files.
 
 use std::collections::HashMap;
 
@@ -8,7 +9,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::raw::{RawPermission, RawPrincipal, RawRealm, RawRole};
-use super::{Allow, Disclose, Permission, PrincipalConfig, RealmConfig, RoleConfig};
+use super::{Allow, Disclose, Permission, PrincipalConfig, RealmConfig, ReplayConfig, RoleConfig};
 use crate::wamp::uri::{is_valid, MatchPolicy};
 
 /// The realms accepted so far, across the main file and every realm file.
@@ -68,12 +69,16 @@ fn realm(src: &Source, raw: RawRealm, errors: &mut Vec<ConfigError>) -> RealmCon
     });
     let principals = principals(src, &name, raw.principals, &roles, errors);
     let graph = raw.graph.map(|g| super::policy::graph(src, g, &roles, errors));
+    let replay = raw
+        .replay
+        .map_or_else(ReplayConfig::none, |r| super::replay::replay(src, r, errors));
     RealmConfig {
         name,
         anonymous,
         roles,
         principals,
         graph,
+        replay,
     }
 }
 
