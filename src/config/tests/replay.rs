@@ -1,9 +1,11 @@
 //! The `[replay]` table of a realm: a full table parsed into the exact struct, the
-//! defaults, every validation error with its position, and the database URL resolution.
+//! defaults, every validation error with its position, the database URL resolution and
+//! the shipped realm files' rules.
 
+use std::path::Path;
 use std::time::Duration;
 
-use super::{err, errors, parse, MAIN};
+use super::{err, errors, parse, temp_dir, write, MAIN};
 use crate::config::{Config, GraphConfig, PolicyConfig, RealmConfig, ReplayConfig, TopicRetention};
 use crate::wamp::uri::MatchPolicy;
 
@@ -313,4 +315,40 @@ fn debug_hides_the_database_url() {
     };
     let shown = format!("{r:?}");
     assert!(shown.contains("<redacted>") && !shown.contains("s3cret"), "{shown}");
+}
+
+#[test]
+fn the_shipped_workbench_realm_stores_its_topics() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("switchyard.toml");
+    let mut c = Config::load(&shipped).unwrap_or_else(|e| panic!("shipped config invalid:\n{e}"));
+    let workbench = c.realms.pop().expect("two realms");
+    assert_eq!(workbench.name, "workbench");
+    let expected = ReplayConfig {
+        budget_bytes: 67_108_864,
+        database_url: None,
+        topics: vec![
+            TopicRetention {
+                max_age: Some(Duration::from_secs(86_400)),
+                ..rule("containers..logs", MatchPolicy::Wildcard, 10_000)
+            },
+            TopicRetention {
+                durable: true,
+                ..rule("containers..events", MatchPolicy::Wildcard, 1000)
+            },
+            rule("records..changes", MatchPolicy::Wildcard, 100),
+        ],
+    };
+    assert_eq!(workbench.replay, expected);
+    // realm1, written out, stores everything like the embedded realm.
+    assert_eq!(c.realms[0].replay, ReplayConfig::store_everything());
+    // The interop suites' copy of the realm keeps the same rules; their harness lays it
+    // out like the shipped files.
+    let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients");
+    let read = |name: &str| std::fs::read_to_string(clients.join(name)).expect("clients file");
+    let dir = temp_dir("replay-clients-workbench");
+    write(&dir.join("switchyard.toml"), "realms_dir = \"realms\"\n");
+    write(&dir.join("realms/workbench.toml"), &read("workbench-realm.toml"));
+    write(&dir.join("policies/workbench.toml"), &read("workbench-policy.toml"));
+    let c = Config::load(&dir.join("switchyard.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.realms[0].replay, expected);
 }
