@@ -147,6 +147,7 @@ fn realm_config() -> RealmConfig {
         roles: vec![RoleConfig { name: "user".into(), permissions: vec![everything] }],
         principals: vec![principal("alice"), principal("bob")],
         graph: None,
+        replay: switchyard::config::ReplayConfig::none(),
     }
 }
 

@@ -221,6 +221,7 @@ mod tests {
             roles: vec![],
             principals: vec![PrincipalConfig { authid: "alice".into(), ticket: "s3cret".into(), role: "user".into() }],
                 graph: None,
+                replay: crate::config::ReplayConfig::none(),
             },
             3,
         )

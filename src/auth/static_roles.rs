@@ -127,6 +127,7 @@ mod tests {
             }],
             principals: vec![],
             graph: None,
+            replay: crate::config::ReplayConfig::none(),
         })
     }
 

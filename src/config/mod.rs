@@ -11,6 +11,7 @@ mod error;
 mod policy;
 mod raw;
 mod realm;
+mod replay;
 mod validate;
 
 #[cfg(test)]
@@ -122,6 +123,92 @@ pub struct RealmConfig {
     pub principals: Vec<PrincipalConfig>,
     /// The permission graph in PostgreSQL, for realms authorized by it.
     pub graph: Option<GraphConfig>,
+    /// Which topics the replay store keeps, and how much of them.
+    pub replay: ReplayConfig,
+}
+
+/// The replay store of a realm (`[replay]` in a realm file).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReplayConfig {
+    /// Bytes all stored events of the realm may take in memory together (default 64 MiB).
+    pub budget_bytes: usize,
+    /// Database for durable topics; `None`: the realm's `[graph] database_url`, else
+    /// SWITCHYARD_DATABASE_URL / DATABASE_URL at start (same resolution as
+    /// `GraphConfig`; see `RealmConfig::replay_database_url`). Like the graph's, a
+    /// missing URL is not a configuration error: `check-config` runs without a
+    /// database, and the start decides.
+    pub database_url: Option<String>,
+    /// Rules in file order; the first rule matching a topic decides. No rules: nothing stored.
+    pub topics: Vec<TopicRetention>,
+}
+
+/// One `[[replay.topics]]` rule: which topics it names and how much of each is kept.
+/// An event leaves when any bound is passed (oldest first), or earlier when the
+/// realm's `budget_bytes` needs the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRetention {
+    pub uri: String,
+    /// `match = "exact" | "prefix" | "wildcard"`; exact by default, as for permissions.
+    pub policy: MatchPolicy,
+    /// Events kept per topic, at least 1 (default 1000).
+    pub max_events: usize,
+    /// Events older than this leave (`max_age_secs`); `None`: no age limit.
+    pub max_age: Option<Duration>,
+    /// Bytes one topic's events may take (`max_bytes`); `None`: only the realm budget.
+    pub max_bytes: Option<usize>,
+    /// Also written to PostgreSQL, so the topic's history survives a restart.
+    pub durable: bool,
+}
+
+impl ReplayConfig {
+    /// `budget_bytes` when the file does not say: 64 MiB.
+    pub const DEFAULT_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+
+    /// Nothing stored (a realm file without `[replay]`).
+    pub fn none() -> ReplayConfig {
+        ReplayConfig {
+            budget_bytes: ReplayConfig::DEFAULT_BUDGET_BYTES,
+            database_url: None,
+            topics: Vec::new(),
+        }
+    }
+
+    /// Every topic in memory, the last 1,000 events per topic, 64 MiB for the realm:
+    /// the embedded default realm.
+    pub fn store_everything() -> ReplayConfig {
+        ReplayConfig {
+            topics: vec![TopicRetention {
+                uri: String::new(),
+                policy: MatchPolicy::Prefix,
+                max_events: TopicRetention::DEFAULT_MAX_EVENTS,
+                max_age: None,
+                max_bytes: None,
+                durable: false,
+            }],
+            ..ReplayConfig::none()
+        }
+    }
+
+    /// Whether some rule is durable (then the realm needs a database at start).
+    pub fn any_durable(&self) -> bool {
+        self.topics.iter().any(|t| t.durable)
+    }
+}
+
+impl TopicRetention {
+    /// `max_events` when the rule does not say.
+    pub const DEFAULT_MAX_EVENTS: usize = 1000;
+}
+
+// Hand-written so that a password in a database URL never ends up in logs.
+impl fmt::Debug for ReplayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplayConfig")
+            .field("budget_bytes", &self.budget_bytes)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field("topics", &self.topics)
+            .finish()
+    }
 }
 
 /// A realm authorized by the permission graph (`[graph]` in a realm file).
@@ -220,6 +307,23 @@ impl RealmConfig {
     /// The role called `name`, if the realm defines it.
     pub fn role(&self, name: &str) -> Option<&RoleConfig> {
         self.roles.iter().find(|r| r.name == name)
+    }
+
+    /// The database for durable replay topics: `[replay] database_url`, else the
+    /// graph's (`[graph] database_url`, else SWITCHYARD_DATABASE_URL, else
+    /// DATABASE_URL). One realm, one database, unless the file says otherwise.
+    pub fn replay_database_url(&self) -> Option<String> {
+        let env = || {
+            std::env::var("SWITCHYARD_DATABASE_URL")
+                .ok()
+                .or_else(|| std::env::var("DATABASE_URL").ok())
+        };
+        self.replay
+            .database_url
+            .clone()
+            .or_else(|| self.graph.as_ref().and_then(|g| g.database_url.clone()))
+            .or_else(env)
+            .filter(|u| !u.is_empty())
     }
 }
 
@@ -329,6 +433,8 @@ impl RealmConfig {
             }],
             principals: Vec::new(),
             graph: None,
+            // Without a file every topic keeps recent history, within 64 MiB for the realm.
+            replay: ReplayConfig::store_everything(),
         }
     }
 }

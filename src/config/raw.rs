@@ -74,6 +74,31 @@ pub(super) struct RawRealm {
     #[serde(default)]
     pub principals: Vec<RawPrincipal>,
     pub graph: Option<Spanned<RawGraph>>,
+    pub replay: Option<RawReplay>,
+}
+
+/// `[replay]` of a realm.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReplay {
+    pub budget_bytes: Option<Spanned<i64>>,
+    pub database_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub topics: Vec<RawTopic>,
+}
+
+/// One `[[replay.topics]]` rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTopic {
+    pub uri: Spanned<String>,
+    #[serde(rename = "match")]
+    pub match_policy: Option<Spanned<String>>,
+    pub max_events: Option<Spanned<i64>>,
+    pub max_age_secs: Option<Spanned<i64>>,
+    pub max_bytes: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub durable: bool,
 }
 
 #[derive(Debug, Deserialize)]

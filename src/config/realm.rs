@@ -1,6 +1,7 @@
 //! Validation of realms: turns a `RawRealm` (inline or from a realm file) into a
-//! `RealmConfig`, checking names, roles, permissions and principals, and detects realm
-//! names defined twice across all files.
+//! `RealmConfig`, checking names, roles, permissions and principals (the `[graph]` and
+//! `[replay]` tables have files of their own), and detects realm names defined twice
+//! across all files.
 
 use std::collections::HashMap;
 
@@ -8,7 +9,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::raw::{RawPermission, RawPrincipal, RawRealm, RawRole};
-use super::{Allow, Disclose, Permission, PrincipalConfig, RealmConfig, RoleConfig};
+use super::{Allow, Disclose, Permission, PrincipalConfig, RealmConfig, ReplayConfig, RoleConfig};
 use crate::wamp::uri::{is_valid, MatchPolicy};
 
 /// The realms accepted so far, across the main file and every realm file.
@@ -68,12 +69,16 @@ fn realm(src: &Source, raw: RawRealm, errors: &mut Vec<ConfigError>) -> RealmCon
     });
     let principals = principals(src, &name, raw.principals, &roles, errors);
     let graph = raw.graph.map(|g| super::policy::graph(src, g, &roles, errors));
+    let replay = raw
+        .replay
+        .map_or_else(ReplayConfig::none, |r| super::replay::replay(src, r, errors));
     RealmConfig {
         name,
         anonymous,
         roles,
         principals,
         graph,
+        replay,
     }
 }
 
@@ -123,30 +128,7 @@ fn roles(src: &Source, raw: Vec<RawRole>, errors: &mut Vec<ConfigError>) -> Vec<
 }
 
 fn permission(src: &Source, raw: RawPermission, errors: &mut Vec<ConfigError>) -> Permission {
-    let match_policy = match &raw.match_policy {
-        None => Some(MatchPolicy::Exact),
-        Some(m) => {
-            let policy = MatchPolicy::parse(m.get_ref());
-            if policy.is_none() {
-                let msg = format!(
-                    "unknown match policy `{}`, expected `exact`, `prefix` or `wildcard`",
-                    m.get_ref()
-                );
-                errors.push(src.error(m.span(), msg));
-            }
-            policy
-        }
-    };
-    // With an unknown policy the URI cannot be judged; one error for the line is enough.
-    if let Some(policy) = match_policy {
-        if !is_valid(raw.uri.get_ref(), policy, false) {
-            let msg = format!(
-                "URI `{}` is not valid for match policy `{policy}`",
-                raw.uri.get_ref()
-            );
-            errors.push(src.error(raw.uri.span(), msg));
-        }
-    }
+    let match_policy = uri_and_policy(src, &raw.uri, raw.match_policy.as_ref(), errors);
     let a = raw.allow;
     let d = raw.disclose;
     Permission {
@@ -163,6 +145,43 @@ fn permission(src: &Source, raw: RawPermission, errors: &mut Vec<ConfigError>) -
             publisher: d.publisher,
         },
     }
+}
+
+/// The policy written as `match` (exact when absent) if it is known and `uri` is valid
+/// under it (loose rules: URIs in a realm file name the platform's topics, which need
+/// not be strict); otherwise records why not and returns `None`. Shared by permissions
+/// and replay rules, which are written alike.
+pub(super) fn uri_and_policy(
+    src: &Source,
+    uri: &Spanned<String>,
+    match_policy: Option<&Spanned<String>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<MatchPolicy> {
+    let policy = match match_policy {
+        None => MatchPolicy::Exact,
+        Some(m) => match MatchPolicy::parse(m.get_ref()) {
+            Some(policy) => policy,
+            None => {
+                let msg = format!(
+                    "unknown match policy `{}`, expected `exact`, `prefix` or `wildcard`",
+                    m.get_ref()
+                );
+                errors.push(src.error(m.span(), msg));
+                // With an unknown policy the URI cannot be judged; one error for the
+                // line is enough.
+                return None;
+            }
+        },
+    };
+    if !is_valid(uri.get_ref(), policy, false) {
+        let msg = format!(
+            "URI `{}` is not valid for match policy `{policy}`",
+            uri.get_ref()
+        );
+        errors.push(src.error(uri.span(), msg));
+        return None;
+    }
+    Some(policy)
 }
 
 fn principals(

@@ -49,6 +49,7 @@ pub fn config(database_url: &str) -> Config {
             cache_objects: 1000,
             policy: policy(),
         }),
+        replay: switchyard::config::ReplayConfig::none(),
     };
     Config { listen: "127.0.0.1:0".parse().unwrap(), rawsocket: None, realms: vec![realm], ..Config::default() }
 }

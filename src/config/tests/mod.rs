@@ -3,6 +3,7 @@
 
 mod errors;
 mod files;
+mod replay;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -147,6 +148,18 @@ fn default_config_values() {
         }],
         principals: vec![],
         graph: None,
+        replay: ReplayConfig {
+            budget_bytes: 67_108_864,
+            database_url: None,
+            topics: vec![TopicRetention {
+                uri: String::new(),
+                policy: MatchPolicy::Prefix,
+                max_events: 1000,
+                max_age: None,
+                max_bytes: None,
+                durable: false,
+            }],
+        },
     };
     assert_eq!(c.realms, vec![expected_realm]);
 }
@@ -166,10 +179,15 @@ fn role_lookup() {
 fn minimal_file_takes_every_default() {
     let c = parse(&format!("[[realms]]\n{OPEN_REALM}").replace("[[roles", "[[realms.roles"))
         .expect("valid config");
+    // A realm written without `[replay]` stores nothing: only the embedded realm, which
+    // no operator wrote, stores everything.
+    let mut realm = Config::default().realms.remove(0);
+    realm.replay = ReplayConfig::none();
     assert_eq!(
         c,
         Config {
             source: Some(PathBuf::from(MAIN)),
+            realms: vec![realm],
             ..Config::default()
         }
     );
@@ -328,6 +346,7 @@ fn full_realms() -> Vec<RealmConfig> {
             roles: vec![user, nobody],
             principals: vec![alice],
             graph: None,
+            replay: ReplayConfig::none(),
         },
         RealmConfig {
             name: "realm2".to_string(),
@@ -335,6 +354,7 @@ fn full_realms() -> Vec<RealmConfig> {
             roles: vec![guest],
             principals: vec![],
             graph: None,
+            replay: ReplayConfig::none(),
         },
     ]
 }
