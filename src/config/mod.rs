@@ -12,6 +12,7 @@ mod policy;
 mod raw;
 mod realm;
 mod replay;
+mod uri;
 mod validate;
 
 #[cfg(test)]

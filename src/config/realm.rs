@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use toml::Spanned;
 
 use super::error::{ConfigError, Source};
+use super::uri::uri_and_policy;
 use super::raw::{RawPermission, RawPrincipal, RawRealm, RawRole};
 use super::{Allow, Disclose, Permission, PrincipalConfig, RealmConfig, ReplayConfig, RoleConfig};
 use crate::wamp::uri::{is_valid, MatchPolicy};
@@ -147,42 +148,6 @@ fn permission(src: &Source, raw: RawPermission, errors: &mut Vec<ConfigError>) -
     }
 }
 
-/// The policy written as `match` (exact when absent) if it is known and `uri` is valid
-/// under it (loose rules: URIs in a realm file name the platform's topics, which need
-/// not be strict); otherwise records why not and returns `None`. Shared by permissions
-/// and replay rules, which are written alike.
-pub(super) fn uri_and_policy(
-    src: &Source,
-    uri: &Spanned<String>,
-    match_policy: Option<&Spanned<String>>,
-    errors: &mut Vec<ConfigError>,
-) -> Option<MatchPolicy> {
-    let policy = match match_policy {
-        None => MatchPolicy::Exact,
-        Some(m) => match MatchPolicy::parse(m.get_ref()) {
-            Some(policy) => policy,
-            None => {
-                let msg = format!(
-                    "unknown match policy `{}`, expected `exact`, `prefix` or `wildcard`",
-                    m.get_ref()
-                );
-                errors.push(src.error(m.span(), msg));
-                // With an unknown policy the URI cannot be judged; one error for the
-                // line is enough.
-                return None;
-            }
-        },
-    };
-    if !is_valid(uri.get_ref(), policy, false) {
-        let msg = format!(
-            "URI `{}` is not valid for match policy `{policy}`",
-            uri.get_ref()
-        );
-        errors.push(src.error(uri.span(), msg));
-        return None;
-    }
-    Some(policy)
-}
 
 fn principals(
     src: &Source,

@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::raw::{RawReplay, RawTopic};
-use super::realm::uri_and_policy;
+use super::uri::uri_and_policy;
 use super::{ReplayConfig, TopicRetention};
 use crate::wamp::uri::{is_reserved, MatchPolicy};
 
