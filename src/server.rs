@@ -56,8 +56,10 @@ impl Server {
 
         tasks.spawn(trim::after_waves_of_closes(router.clone()));
         // Each realm follows its authorizer's changes (revocations); a no-op for static roles.
+        // and expires its stored events by age; a no-op without rules.
         for realm in router.realms() {
             tasks.spawn(realm.clone().follow_changes());
+            tasks.spawn(realm.clone().sweep_store());
         }
         for follow in follows {
             tasks.spawn(follow);

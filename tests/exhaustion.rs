@@ -192,11 +192,27 @@ async fn a_large_message_waits_for_the_memory_budget() {
     assert_eq!(server.router.budget.used(), 0);
 }
 
+/// A subscriber that does not read, on a topic without a store: its events are dropped
+/// at the memory budget.
 #[tokio::test]
 async fn events_for_a_subscriber_that_does_not_read_stop_at_the_memory_budget() {
+    flood_a_stuck_subscriber(false).await;
+}
+
+/// The same on a stored topic: nothing is dropped, the subscriber lags (it would be
+/// caught up from the store if it read again), and its queue still stops at the budget.
+#[tokio::test]
+async fn a_stuck_subscriber_of_a_stored_topic_lags_within_the_memory_budget() {
+    flood_a_stuck_subscriber(true).await;
+}
+
+async fn flood_a_stuck_subscriber(stored: bool) {
     let server = start(|c| {
         c.limits.memory_budget = 1 << 20;
         c.limits.max_message_size = 256 << 10;
+        if !stored {
+            c.realms[0].replay = switchyard::config::ReplayConfig::none();
+        }
     })
     .await;
     let mut stuck = Client::raw(&server, Serializer::MsgPack, 15).await;
@@ -204,15 +220,20 @@ async fn events_for_a_subscriber_that_does_not_read_stop_at_the_memory_budget() 
     stuck.subscribe("com.flood", Dict::new()).await;
     let mut publisher = Client::join_ws(&server, Serializer::MsgPack).await;
     let blob = Value::Bytes(vec![1; 100 << 10]);
+    let reached = if stored { "subscribers_lagged" } else { "events_dropped_budget" };
     // The socket buffers take some megabytes first; then the outbox grows to the budget.
     for _ in 0..2_000 {
         publisher.publish("com.flood", Dict::new(), vec![blob.clone()]).await;
-        if metric(&server, "events_dropped_budget") > 0 {
+        if metric(&server, reached) > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    assert!(metric(&server, "events_dropped_budget") > 0, "the budget was never reached:\n{}", server.router.render_metrics());
+    assert!(metric(&server, reached) > 0, "the budget was never reached:\n{}", server.router.render_metrics());
+    if stored {
+        assert_eq!(metric(&server, "events_dropped_budget"), 0);
+        assert_eq!(metric(&server, "subscribers_lagged"), 1);
+    }
     // Queues stop at three quarters of the budget; the rest stays free for inbound
     // messages, such as the publisher's own 100 KiB publications.
     assert!(server.router.budget.used() <= 3 << 18, "used {}", server.router.budget.used());

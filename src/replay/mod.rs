@@ -16,6 +16,7 @@ mod event;
 mod retention;
 mod ring;
 mod store;
+pub mod time;
 
 pub use event::{Position, Seq, StoredEvent};
 pub use retention::{Limits, Retention, Rule};

@@ -54,8 +54,12 @@ impl Retention {
         self.rules.iter().any(|r| r.limits.durable)
     }
 
-    /// The limits for `topic`, or `None` if it is not stored.
+    /// The limits for `topic`, or `None` if it is not stored. The router's own topics
+    /// (`wamp.`: meta events) are never stored, whatever a broad rule says.
     pub fn limits(&self, topic: &str) -> Option<Limits> {
+        if uri::is_reserved(topic) {
+            return None;
+        }
         self.rules.iter().find(|r| uri::matches(&r.uri, r.policy, topic)).map(|r| r.limits)
     }
 }
@@ -83,5 +87,8 @@ mod tests {
         assert_eq!(r.limits("records.r1.changes").map(|l| l.max_events), Some(1));
         assert_eq!(r.limits("records.r2.changes"), None);
         assert_eq!(Retention::none().limits("anything"), None);
+        let all = Retention::new(vec![rule("", MatchPolicy::Prefix, 5)], 1 << 20);
+        assert_eq!(all.limits("wamp.session.on_join"), None, "meta events are never stored");
+        assert_eq!(all.limits("x").map(|l| l.max_events), Some(5));
     }
 }

@@ -189,6 +189,7 @@ async fn write_loop<W: FrameWriter>(
                     _ = &mut killed => return,
                 };
                 outbox.written();
+                outbox.refill();
                 match sent {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {

@@ -163,8 +163,13 @@ pub(crate) mod testing {
     use crate::router::outbox::OutboxLimits;
 
     pub fn handle(id: u64) -> Arc<SessionHandle> {
+        handle_with(id, 64)
+    }
+
+    /// A session whose outbox takes `max_messages` events.
+    pub fn handle_with(id: u64, max_messages: usize) -> Arc<SessionHandle> {
         let conn = ConnInfo { serializer: Serializer::Json, transport: "test", peer: "127.0.0.1:1".into(), max_outgoing: usize::MAX };
-        let limits = OutboxLimits { max_messages: 64, max_bytes: 1 << 20, rpc_bytes: 1 << 20 };
+        let limits = OutboxLimits { max_messages, max_bytes: 1 << 20, rpc_bytes: 1 << 20 };
         let outbox = Arc::new(Outbox::new(limits, Arc::new(MemoryBudget::new(64 << 20))));
         let principal = Principal {
             authid: format!("user{id}"),
@@ -179,18 +184,25 @@ pub(crate) mod testing {
         Arc::new(SessionHandle::new(SessionId(id), "r".into(), principal, permissions, &conn, PeerFeatures::default(), parts))
     }
 
-    /// The messages queued for `h`, decoded, oldest first.
+    /// The messages queued for `h`, decoded, oldest first, as its writer would take
+    /// them (refilling lagging subscriptions after each batch).
     pub async fn drain(h: &SessionHandle) -> Vec<Message> {
+        take(h, usize::MAX).await
+    }
+
+    /// Like `drain`, but at most about `max` messages (whole batches of up to 16).
+    pub async fn take(h: &SessionHandle, max: usize) -> Vec<Message> {
         let mut batch = Vec::new();
         let mut out = Vec::new();
-        while !h.outbox.is_empty() {
-            h.outbox.next_batch(&mut batch, 64, 1 << 20).await;
+        while !h.outbox.is_empty() && out.len() < max {
+            h.outbox.next_batch(&mut batch, 16, 1 << 20).await;
             for o in batch.drain(..) {
                 if let crate::router::outbox::Outgoing::Frame(f) = o {
                     out.push(Message::decode(Serializer::Json, &f).expect("decodable"));
                 }
             }
             h.outbox.written();
+            h.outbox.refill();
         }
         out
     }

@@ -45,6 +45,21 @@ pub struct Metrics {
     pub authorizer_online: Family<Vec<(String, String)>, Gauge>,
     /// Per realm of the permission graph: the last change-log seq applied.
     pub authorizer_applied: Family<Vec<(String, String)>, Gauge>,
+    /// Subscriptions that started with history (`_replay`).
+    pub replays: Counter,
+    /// Times a subscriber's outbox was full on a stored topic: it lags and is caught up.
+    pub subscribers_lagged: Counter,
+    /// History events delivered on a subscription that asked for them (`_replay`).
+    pub events_replayed: Counter,
+    /// Events delivered late from the store to a subscriber that lagged.
+    pub events_caught_up: Counter,
+    /// Events a subscriber should have had but the store no longer held (`_gap`).
+    pub events_gap: Counter,
+    /// Per realm: the replay store's counters, set when metrics are rendered.
+    pub replay_stored: Family<Vec<(String, String)>, Gauge>,
+    pub replay_evicted: Family<Vec<(String, String)>, Gauge>,
+    pub replay_bytes: Family<Vec<(String, String)>, Gauge>,
+    pub replay_topics: Family<Vec<(String, String)>, Gauge>,
     /// EVENT frames encoded: one per (subscription, serializer) per publication.
     pub event_encodes: Counter,
     pub calls: Counter,
@@ -113,6 +128,15 @@ impl Metrics {
             authorization_waits: Counter::default(),
             authorizer_online: Family::default(),
             authorizer_applied: Family::default(),
+            replays: Counter::default(),
+            subscribers_lagged: Counter::default(),
+            events_replayed: Counter::default(),
+            events_caught_up: Counter::default(),
+            events_gap: Counter::default(),
+            replay_stored: Family::default(),
+            replay_evicted: Family::default(),
+            replay_bytes: Family::default(),
+            replay_topics: Family::default(),
             registry: Registry::default(),
         };
         registry.register("sessions", "Established sessions", m.sessions.clone());
@@ -209,6 +233,23 @@ impl Metrics {
             "The last permission-graph change-log seq the realm has applied (re-checks done)",
             m.authorizer_applied.clone(),
         );
+        registry.register("replays", "Subscriptions that started with history (_replay)", m.replays.clone());
+        registry.register(
+            "subscribers_lagged",
+            "Times a subscriber's outbox was full on a stored topic (it is caught up from the store, not dropped from)",
+            m.subscribers_lagged.clone(),
+        );
+        registry.register("events_replayed", "History EVENTs delivered on subscriptions that asked for them", m.events_replayed.clone());
+        registry.register("events_caught_up", "EVENTs delivered late from the replay store to a lagging subscriber", m.events_caught_up.clone());
+        registry.register("events_gap", "EVENTs a subscriber missed because the store had evicted them (told as _gap)", m.events_gap.clone());
+        registry.register("replay_stored_events", "Events appended to the realm's replay store since start", m.replay_stored.clone());
+        registry.register(
+            "replay_evicted_events",
+            "Events evicted from the realm's replay store since start, by reason (retention, age, budget)",
+            m.replay_evicted.clone(),
+        );
+        registry.register("replay_bytes", "Bytes the realm's replay store holds (charged against its budget)", m.replay_bytes.clone());
+        registry.register("replay_topics", "Topics the realm's replay store holds", m.replay_topics.clone());
         registry.register("auth_failures", "Authentications refused: wrong secret", m.auth_failures.clone());
         registry.register(
             "auth_throttled",

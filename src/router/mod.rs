@@ -12,6 +12,7 @@ pub mod error;
 pub mod features;
 pub mod frames;
 pub mod handle;
+pub mod meta;
 pub mod metrics;
 pub mod outbox;
 pub mod realm;
@@ -155,8 +156,27 @@ impl Router {
                 let labels = vec![("realm".to_owned(), realm.name.clone())];
                 self.metrics.authorizer_applied.get_or_create(&labels).set(seq);
             }
+            self.render_replay(realm);
         }
         self.metrics.render()
+    }
+
+    fn render_replay(&self, realm: &Realm) {
+        let store = realm.broker.store();
+        if store.retention().is_empty() {
+            return;
+        }
+        let m = &self.metrics;
+        let labels = vec![("realm".to_owned(), realm.name.clone())];
+        let stats = &store.stats;
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as i64;
+        m.replay_stored.get_or_create(&labels).set(get(&stats.stored));
+        m.replay_bytes.get_or_create(&labels).set(store.used_bytes() as i64);
+        m.replay_topics.get_or_create(&labels).set(stats.topics.load(std::sync::atomic::Ordering::Relaxed) as i64);
+        for (reason, counter) in [("retention", &stats.evicted_retention), ("age", &stats.evicted_age), ("budget", &stats.evicted_budget)] {
+            let labels = vec![("realm".to_owned(), realm.name.clone()), ("reason".to_owned(), reason.to_owned())];
+            m.replay_evicted.get_or_create(&labels).set(get(counter));
+        }
     }
 
     /// The connection limit in force.

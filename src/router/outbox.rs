@@ -15,8 +15,14 @@
 //!   charged even past the budget, since it is the answer that says what happened;
 //! - a RawSocket PONG is dropped like an event: a peer that does not read its PONGs
 //!   must not make the router hold copies of its PINGs.
+//!
+//! A subscription that could not be given an event of a stored topic is not dropped
+//! from: it is marked lagging and registers a [`Refill`] here. The writer calls the
+//! refills each time it has written a batch, and they queue the missed events from the
+//! replay store while there is room, until their subscription is live again.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -90,12 +96,22 @@ impl State {
     }
 }
 
+/// Work that puts missed events back into an outbox as it drains (a lagging
+/// subscription catching up from the replay store).
+pub trait Refill: Send + Sync + std::fmt::Debug {
+    /// Queues what fits; true while more remains (the refill stays registered).
+    fn refill(&self) -> bool;
+}
+
 #[derive(Debug)]
 pub struct Outbox {
     state: Mutex<State>,
     ready: Notify,
     limits: OutboxLimits,
     budget: Arc<MemoryBudget>,
+    /// Lagging subscriptions of this session, at most one entry per subscription.
+    refills: Mutex<Vec<Arc<dyn Refill>>>,
+    lagging: AtomicBool,
 }
 
 /// The lease that covers `held` bytes: whole chunks for what is beyond `FREE`.
@@ -105,7 +121,46 @@ fn chunks(held: usize) -> usize {
 
 impl Outbox {
     pub fn new(limits: OutboxLimits, budget: Arc<MemoryBudget>) -> Outbox {
-        Outbox { state: Mutex::new(State::default()), ready: Notify::new(), limits, budget }
+        Outbox {
+            state: Mutex::new(State::default()),
+            ready: Notify::new(),
+            limits,
+            budget,
+            refills: Mutex::default(),
+            lagging: AtomicBool::new(false),
+        }
+    }
+
+    /// How many more events the outbox takes now (by its message and byte bounds).
+    pub fn room(&self) -> usize {
+        let s = self.lock();
+        if s.closed || s.held() >= self.limits.max_bytes {
+            return usize::from(!s.closed && s.queue.is_empty());
+        }
+        self.limits.max_messages.saturating_sub(s.queue.len())
+    }
+
+    /// Registers a lagging subscription's refill, run after every written batch.
+    pub fn lag(&self, r: Arc<dyn Refill>) {
+        self.refills.lock().unwrap_or_else(|p| p.into_inner()).push(r);
+        self.lagging.store(true, Ordering::Release);
+    }
+
+    pub fn is_lagging(&self) -> bool {
+        self.lagging.load(Ordering::Acquire)
+    }
+
+    /// Runs the registered refills, keeping those not yet done. Called by the writer
+    /// task (and once by the session when a subscription starts with history).
+    pub fn refill(&self) {
+        if !self.is_lagging() {
+            return;
+        }
+        let pending: Vec<Arc<dyn Refill>> = std::mem::take(&mut *self.refills.lock().unwrap_or_else(|p| p.into_inner()));
+        let still: Vec<_> = pending.into_iter().filter(|r| r.refill()).collect();
+        let mut refills = self.refills.lock().unwrap_or_else(|p| p.into_inner());
+        refills.extend(still);
+        self.lagging.store(!refills.is_empty(), Ordering::Release);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -190,6 +245,7 @@ impl Outbox {
 
     /// Stops accepting frames and discards what is queued (the peer is gone).
     pub fn abandon(&self) {
+        self.refills.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let mut s = self.lock();
         s.closed = true;
         s.queue.clear();

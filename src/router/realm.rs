@@ -18,6 +18,7 @@ use super::metrics::Metrics;
 use super::RealmAuth;
 use crate::auth::{Authenticator, Authorizer, ChangeBatch, StaticRoles};
 use crate::config::{Limits, RealmConfig};
+use crate::replay::{self, Retention, Rule, Store};
 use crate::wamp::ids::{IdSequence, SessionId};
 
 #[derive(Debug, Default)]
@@ -52,13 +53,29 @@ impl Realm {
         }
         Realm {
             name: cfg.name.clone(),
-            broker: Broker::new(metrics.clone()),
+            broker: Broker::new(metrics.clone(), Arc::new(Store::new(retention(cfg)))),
             dealer: Dealer::new(metrics.clone(), limits.max_calls_per_session),
             authenticator,
             authorizer: auth.authorizer,
             ids: IdSequence::new(),
             sessions: RwLock::default(),
             metrics,
+        }
+    }
+
+    /// Expires stored events past their age limit, once a second, until the realm is
+    /// dropped; returns at once for a realm that stores nothing.
+    pub async fn sweep_store(self: Arc<Self>) {
+        if self.broker.store().retention().is_empty() {
+            return;
+        }
+        let realm = Arc::downgrade(&self);
+        drop(self);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(realm) = realm.upgrade() else { return };
+            realm.broker.store().sweep(std::time::SystemTime::now());
         }
     }
 
@@ -167,4 +184,19 @@ impl Realm {
             }
         }
     }
+}
+
+/// The realm's retention rules from its `[replay]` table.
+fn retention(cfg: &RealmConfig) -> Retention {
+    let rules = cfg
+        .replay
+        .topics
+        .iter()
+        .map(|t| Rule {
+            uri: t.uri.clone(),
+            policy: t.policy,
+            limits: replay::Limits { max_events: t.max_events, max_age: t.max_age, max_bytes: t.max_bytes, durable: t.durable },
+        })
+        .collect();
+    Retention::new(rules, cfg.replay.budget_bytes)
 }

@@ -37,6 +37,22 @@ impl Recipients {
         })
     }
 
+    /// True when a list names who may or may not receive the event: such a publication
+    /// is delivered but not stored (spec), since history has other readers.
+    pub fn is_listed(&self) -> bool {
+        !self.exclude.is_empty()
+            || self.eligible.is_some()
+            || !self.exclude_authid.is_empty()
+            || self.eligible_authid.is_some()
+            || !self.exclude_authrole.is_empty()
+            || self.eligible_authrole.is_some()
+    }
+
+    /// The publisher, when it excluded itself (`exclude_me`, the default).
+    pub fn excluded_publisher(&self) -> Option<SessionId> {
+        self.publisher
+    }
+
     /// True when the event goes to `s`. Exclusion wins over eligibility.
     pub fn admits(&self, s: &SessionHandle) -> bool {
         if self.publisher == Some(s.id) || self.exclude.contains(&s.id.0) {

@@ -3,20 +3,31 @@
 //! One subscription per (topic, match policy), shared by all its subscribers, so an
 //! EVENT is encoded once per subscription and serializer and the same `Bytes` is queued
 //! to every subscriber. Lookups: exact topics in a hash map, prefixes in a patricia
-//! tree, wildcards in a component trie. Publications on one topic are ordered by a
-//! striped lock held while the event is queued (never across an await).
+//! tree, wildcards in a component trie.
 //!
-//! A new subscriber is not live until its SUBSCRIBED is queued (`subscribe` takes the
-//! announcement as a callback), so no EVENT of a subscription can overtake the reply
-//! that names it. A subscriber whose permission can change carries a guard
-//! (`auth::Guard`) asked per event: it stops delivery the moment the permission is gone.
+//! Publications on one topic are ordered by its stripe of the replay store
+//! (`replay::Store`): under that lock a stored topic's event gets its position, is
+//! appended, and is handed to every subscriber. A subscriber is attached under the same
+//! lock (every stripe, for a pattern), with its SUBSCRIBED queued before the lock is
+//! released: so SUBSCRIBED precedes the first EVENT, and the events a subscription
+//! receives live are exactly those stored after its attach point (`Subscriber::attached`).
+//!
+//! A subscriber whose outbox is full is not dropped from on a stored topic: it turns
+//! lagging, publishers note where each topic left off, and it is caught up from the
+//! store as its outbox drains (`catchup.rs`). A subscription asked to start with history
+//! (`SUBSCRIBE.Options._replay`) starts lagging at its history's first event. On topics
+//! without a store, a full outbox drops the event and the next one says so (`_dropped`).
+//!
+//! A subscriber whose permission can change carries a guard (`auth::Guard`) asked per
+//! event: it stops delivery the moment the permission is gone.
 
+mod catchup;
 mod filter;
+mod history;
+mod subscription;
 mod wildcard;
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -24,43 +35,19 @@ use bytes::Bytes;
 use patricia_tree::PatriciaMap;
 
 pub use filter::Recipients;
+pub use history::{History, HistoryQuery, ReplayFrom, Start};
+pub use subscription::{Subscriber, Subscription};
+use subscription::{LAGGING, LIVE};
 use wildcard::WildcardTrie;
 
 use super::handle::SessionHandle;
-use crate::auth::{Admit, Guard};
 use super::metrics::Metrics;
 use super::outbox::PushError;
-use crate::wamp::ids::{global_id, IdSequence, SessionId};
+use crate::auth::{Admit, Guard};
+use crate::replay::{Seq, Store, StoredEvent, StripeGuard};
+use crate::wamp::ids::{global_id, IdSequence, PublicationId, SessionId};
 use crate::wamp::uri::MatchPolicy;
 use crate::wamp::{Args, Dict, Message, Serializer, Value};
-
-/// Number of lock stripes that order publications per topic.
-const TOPIC_STRIPES: usize = 64;
-
-#[derive(Debug)]
-pub struct Subscriber {
-    pub session: Arc<SessionHandle>,
-    /// Events dropped since the last one delivered; reported in the next EVENT.
-    dropped: AtomicU64,
-    /// Set once SUBSCRIBED is queued; events before that are not this subscriber's.
-    live: AtomicBool,
-    guard: Option<Arc<dyn Guard>>,
-}
-
-#[derive(Debug)]
-pub struct Subscription {
-    pub id: u64,
-    pub uri: String,
-    pub policy: MatchPolicy,
-    pub created: SystemTime,
-    subscribers: RwLock<Vec<Arc<Subscriber>>>,
-}
-
-impl Subscription {
-    pub fn subscriber_ids(&self) -> Vec<SessionId> {
-        read(&self.subscribers).iter().map(|s| s.session.id).collect()
-    }
-}
 
 #[derive(Debug, Default)]
 struct Index {
@@ -109,8 +96,10 @@ impl Index {
 #[derive(Debug)]
 pub struct Broker {
     index: RwLock<Index>,
-    stripes: Vec<Mutex<()>>,
+    store: Arc<Store>,
     metrics: Arc<Metrics>,
+    /// Publisher details of a publication that discloses nothing, shared.
+    undisclosed: Arc<Dict>,
 }
 
 /// What a publication needs besides its topic and payload.
@@ -120,6 +109,18 @@ pub struct Publication<'a> {
     pub recipients: Recipients,
     pub disclose: bool,
     pub payload: Args,
+    /// `retain: true`: the topic's retained event (spec: event retention).
+    pub retain: bool,
+}
+
+/// A new subscriber: who, to what, under which guard, and from where.
+pub struct Attach<'a> {
+    pub session: &'a Arc<SessionHandle>,
+    pub uri: &'a str,
+    pub policy: MatchPolicy,
+    pub guard: Option<Arc<dyn Guard>>,
+    /// History to deliver before live events (`_replay`), and the retained event.
+    pub start: Start,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -132,46 +133,32 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Broker {
-    pub fn new(metrics: Arc<Metrics>) -> Broker {
-        Broker { index: RwLock::default(), stripes: (0..TOPIC_STRIPES).map(|_| Mutex::new(())).collect(), metrics }
+    pub fn new(metrics: Arc<Metrics>, store: Arc<Store>) -> Broker {
+        Broker { index: RwLock::default(), store, metrics, undisclosed: Arc::new(Dict::new()) }
     }
 
-    /// Adds `session` to the subscription for (uri, policy), creating it if needed, and
-    /// calls `announce` with its id (to queue SUBSCRIBED) before events flow to it.
-    /// Subscribing twice returns the same subscription. `ids` is the router-scope id
-    /// sequence; `guard`, if any, is asked before every event to this subscriber.
-    pub fn subscribe(
-        &self,
-        session: &Arc<SessionHandle>,
-        (uri, policy): (&str, MatchPolicy),
-        ids: &IdSequence,
-        guard: Option<Arc<dyn Guard>>,
-        announce: impl FnOnce(u64),
-    ) -> Arc<Subscription> {
-        let (sub, subscriber) = self.attach(session, uri, policy, ids, guard);
-        announce(sub.id);
-        // Release: an event pushed by a publisher that sees `live` is queued after the
-        // SUBSCRIBED queued above (one outbox, in order).
-        subscriber.live.store(true, Ordering::Release);
-        sub
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
-    fn attach(
-        &self,
-        session: &Arc<SessionHandle>,
-        uri: &str,
-        policy: MatchPolicy,
-        ids: &IdSequence,
-        guard: Option<Arc<dyn Guard>>,
-    ) -> (Arc<Subscription>, Arc<Subscriber>) {
+    /// Adds the session to the subscription for (uri, policy), creating it if needed,
+    /// and calls `announce` with its id (to queue SUBSCRIBED) while the topic's stripe
+    /// (every stripe, for a pattern) is held: no event can come between the attach
+    /// point and the announcement. Subscribing twice returns the same subscription and
+    /// asks for no history again. `ids` is the router-scope id sequence.
+    pub fn subscribe(&self, a: Attach<'_>, ids: &IdSequence, announce: impl FnOnce(u64)) -> Arc<Subscription> {
+        let stripes = match a.policy {
+            MatchPolicy::Exact => vec![self.store.lock(a.uri)],
+            _ => self.store.lock_all(),
+        };
         let mut index = write(&self.index);
-        let sub = match index.find(uri, policy) {
+        let sub = match index.find(a.uri, a.policy) {
             Some(s) => s.clone(),
             None => {
                 let s = Arc::new(Subscription {
                     id: ids.next(),
-                    uri: uri.to_owned(),
-                    policy,
+                    uri: a.uri.to_owned(),
+                    policy: a.policy,
                     created: SystemTime::now(),
                     subscribers: RwLock::default(),
                 });
@@ -180,21 +167,44 @@ impl Broker {
             }
         };
         let mut subs = write(&sub.subscribers);
-        let subscriber = match subs.iter().find(|s| s.session.id == session.id) {
-            Some(s) => s.clone(),
-            None => {
-                let s = Arc::new(Subscriber {
-                    session: session.clone(),
-                    dropped: AtomicU64::new(0),
-                    live: AtomicBool::new(false),
-                    guard,
-                });
-                subs.push(s.clone());
-                s
-            }
-        };
+        if let Some(existing) = subs.iter().find(|s| s.session.id == a.session.id) {
+            let _ = existing;
+            drop(subs);
+            drop(index);
+            announce(sub.id);
+            return sub;
+        }
+        drop(index);
+        let attached = self.store.last_seq();
+        let plan = history::plan(&sub, &a.start, &stripes);
+        let subscriber = Arc::new(Subscriber {
+            session: a.session.clone(),
+            dropped: AtomicU64::new(0),
+            state: AtomicU8::new(if plan.is_some() { LAGGING } else { LIVE }),
+            guard: a.guard,
+            attached,
+            lag: Mutex::default(),
+            busy: Mutex::default(),
+            registered: std::sync::atomic::AtomicBool::new(false),
+        });
+        if let Some(plan) = &plan {
+            let mut lag = subscriber.lag();
+            lag.next = plan.next.clone();
+            lag.gap = plan.gap;
+            lag.history_until = attached;
+        }
+        subs.push(subscriber.clone());
         drop(subs);
-        (sub, subscriber)
+        announce(sub.id);
+        if a.start.retained {
+            self.send_retained(&sub, &subscriber, &stripes);
+        }
+        drop(stripes);
+        if plan.is_some() {
+            self.metrics.replays.inc();
+            catchup::start(&self.store, &self.metrics, &sub, &subscriber);
+        }
+        sub
     }
 
     /// Removes `session` from subscription `id`; the subscription goes away with its last
@@ -218,45 +228,90 @@ impl Broker {
         read(&self.index).by_id.get(&id).cloned()
     }
 
+    /// The history of `session`'s subscription `id` (`wamp.subscription.get_events`).
+    pub fn history(&self, session: SessionId, id: u64, q: &HistoryQuery) -> Result<History, super::error::WampError> {
+        let sub = self.subscription(id).ok_or(super::error::WampError::NoSuchSubscription(id))?;
+        let subscriber = sub.subscriber(session).ok_or(super::error::WampError::NoSuchSubscription(id))?;
+        history::query(&self.store, &sub, &subscriber, q)
+    }
+
     /// Number of live subscriptions (for tests of index pruning).
     pub fn subscription_count(&self) -> usize {
         read(&self.index).by_id.len()
     }
 
-    /// Delivers a publication and returns its id.
-    pub fn publish(&self, p: Publication<'_>) -> u64 {
+    /// Delivers a publication and returns its id and, for a stored topic, the stored
+    /// event (its position, and what a durable store must write).
+    pub fn publish(&self, p: Publication<'_>) -> (u64, Option<Arc<StoredEvent>>) {
         let publication = global_id();
         self.metrics.events_published.inc();
-        let mut publisher_details = Dict::new();
-        if p.disclose {
-            publisher_details.insert("publisher".into(), Value::UInt(p.publisher.id.0));
-            publisher_details.insert("publisher_authid".into(), p.publisher.authid.as_str().into());
-            publisher_details.insert("publisher_authrole".into(), p.publisher.authrole.as_str().into());
-        }
-        let stripe = {
-            let mut h = DefaultHasher::new();
-            p.topic.hash(&mut h);
-            (h.finish() as usize) % self.stripes.len()
+        let publisher = if p.disclose {
+            let mut d = Dict::new();
+            d.insert("publisher".into(), Value::UInt(p.publisher.id.0));
+            d.insert("publisher_authid".into(), p.publisher.authid.as_str().into());
+            d.insert("publisher_authrole".into(), p.publisher.authrole.as_str().into());
+            Arc::new(d)
+        } else {
+            self.undisclosed.clone()
         };
-        let _order = self.stripes[stripe].lock().unwrap_or_else(|e| e.into_inner());
+        let mut stripe = self.store.lock(p.topic);
+        let stored = self.store_event(&mut stripe, &p, publication, &publisher);
         let mut matching = Vec::new();
         read(&self.index).matching(p.topic, &mut matching);
         for sub in &matching {
-            let mut details = publisher_details.clone();
+            let mut details = (*publisher).clone();
             if sub.policy != MatchPolicy::Exact {
                 details.insert("topic".into(), p.topic.into());
             }
+            if let Some(ev) = &stored {
+                details.insert("_pos".into(), Value::UInt(ev.pos.0));
+            }
             let event = Message::Event { subscription: sub.id, publication, details, payload: p.payload.clone() };
-            self.fan_out(sub, &event, &p);
+            self.fan_out(sub, &event, &p, stored.as_ref());
         }
-        publication
+        drop(stripe);
+        (publication, stored)
     }
 
-    fn fan_out(&self, sub: &Subscription, event: &Message, p: &Publication<'_>) {
+    /// Appends the publication to its topic's log if the topic is stored and the
+    /// publication is for everyone (spec: a listed publication is not stored).
+    fn store_event(&self, stripe: &mut StripeGuard<'_>, p: &Publication<'_>, publication: u64, publisher: &Arc<Dict>) -> Option<Arc<StoredEvent>> {
+        if self.store.retention().is_empty() || p.recipients.is_listed() {
+            return None;
+        }
+        let pos = stripe.next_position(p.topic)?;
+        let ev = Arc::new(StoredEvent {
+            topic: p.topic.into(),
+            pos,
+            seq: stripe.next_seq(),
+            publication: PublicationId(publication),
+            published_at: SystemTime::now(),
+            publisher: publisher.clone(),
+            payload: p.payload.clone(),
+            retain: p.retain,
+            excluded: p.recipients.excluded_publisher(),
+        });
+        stripe.append(ev.clone());
+        Some(ev)
+    }
+
+    fn fan_out(&self, sub: &Arc<Subscription>, event: &Message, p: &Publication<'_>, stored: Option<&Arc<StoredEvent>>) {
         let mut frames: [Option<Option<Bytes>>; 3] = [None, None, None];
         for subscriber in read(&sub.subscribers).iter() {
             let session = &subscriber.session;
-            if !subscriber.live.load(Ordering::Acquire) || !p.recipients.admits(session) {
+            if !p.recipients.admits(session) {
+                continue;
+            }
+            if subscriber.state.load(Ordering::Acquire) == LAGGING {
+                // Catch-up delivers it from the store; an event the store does not
+                // keep is lost to this subscriber, and told.
+                match stored {
+                    Some(ev) => subscriber.lag().note(&ev.topic, ev.pos),
+                    None => {
+                        self.metrics.events_dropped_full.inc();
+                        self.dropped(subscriber, "subscriber lagging on a topic without a store");
+                    }
+                }
                 continue;
             }
             if let Some(guard) = &subscriber.guard {
@@ -292,6 +347,12 @@ impl Broker {
                 Ok(()) => {
                     self.metrics.events_delivered.inc();
                 }
+                Err(PushError::Full | PushError::Budget) if stored.is_some() => {
+                    subscriber.dropped.fetch_add(missed, Ordering::Relaxed);
+                    if let Some(ev) = stored {
+                        self.begin_lag(sub, subscriber, ev);
+                    }
+                }
                 Err(e @ (PushError::Full | PushError::Budget)) => {
                     let (counter, reason) = match e {
                         PushError::Full => (&self.metrics.events_dropped_full, "subscriber too slow: outbox full"),
@@ -302,6 +363,39 @@ impl Broker {
                     self.dropped(subscriber, reason);
                 }
                 Err(_) => {}
+            }
+        }
+    }
+
+    /// The subscriber's outbox is full: from `ev` on it is caught up from the store.
+    fn begin_lag(&self, sub: &Arc<Subscription>, subscriber: &Arc<Subscriber>, ev: &StoredEvent) {
+        {
+            let mut lag = subscriber.lag();
+            lag.next.clear();
+            lag.next.push((ev.topic.clone(), ev.pos));
+            lag.history_until = Seq(0);
+        }
+        subscriber.state.store(LAGGING, Ordering::SeqCst);
+        self.metrics.subscribers_lagged.inc();
+        catchup::register(&self.store, &self.metrics, sub, subscriber);
+    }
+
+    /// Queues the topic's retained event (spec: `get_retained`), marked `retained`,
+    /// right after SUBSCRIBED. Exact subscriptions only: a pattern has no one topic.
+    fn send_retained(&self, sub: &Subscription, subscriber: &Subscriber, stripes: &[StripeGuard<'_>]) {
+        if sub.policy != MatchPolicy::Exact {
+            return;
+        }
+        let Some(ev) = stripes.first().and_then(|g| g.log(&sub.uri)).and_then(|l| l.retained()).cloned() else { return };
+        if !subscriber.may_see(&ev) {
+            return;
+        }
+        let mut details = catchup::details(sub, &ev, false);
+        details.insert("retained".into(), Value::Bool(true));
+        let msg = Message::Event { subscription: sub.id, publication: ev.publication.0, details, payload: ev.payload.clone() };
+        if let Some(frame) = self.encode(&msg, subscriber.session.serializer) {
+            if subscriber.session.outbox.push_event(frame).is_err() {
+                self.metrics.events_dropped_full.inc();
             }
         }
     }
@@ -339,69 +433,4 @@ impl Broker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::router::handle::testing::{drain, handle};
-    use crate::wamp::Args;
-
-    fn publish(broker: &Broker, publisher: &SessionHandle, topic: &str) -> u64 {
-        let recipients = Recipients::from_options(publisher.id, &Dict::new()).unwrap();
-        broker.publish(Publication { publisher, topic, recipients, disclose: false, payload: Args::default() })
-    }
-
-    /// The worst moment for a concurrent publication: after the subscription exists and
-    /// before SUBSCRIBED is queued. The new subscriber must not get that event, and
-    /// SUBSCRIBED must come before the first event it does get.
-    #[tokio::test]
-    async fn no_event_overtakes_subscribed() {
-        let broker = Broker::new(Arc::new(Metrics::new()));
-        let ids = IdSequence::new();
-        let (publisher, subscriber) = (handle(1), handle(2));
-        for policy in [MatchPolicy::Exact, MatchPolicy::Prefix] {
-            let uri = if policy == MatchPolicy::Exact { "a.b" } else { "a." };
-            let sub = broker.subscribe(&subscriber, (uri, policy), &ids, None, |id| {
-                publish(&broker, &publisher, "a.b");
-                subscriber.outbox.push(Message::Subscribed { request: 7, subscription: id }.encode(Serializer::Json).unwrap()).unwrap();
-            });
-            publish(&broker, &publisher, "a.b");
-            let got = drain(&subscriber).await;
-            assert_eq!(got.len(), 2, "{got:?}");
-            assert_eq!(got[0], Message::Subscribed { request: 7, subscription: sub.id });
-            assert!(matches!(got[1], Message::Event { subscription, .. } if subscription == sub.id));
-            broker.unsubscribe(subscriber.id, sub.id);
-        }
-    }
-
-    #[derive(Debug)]
-    struct Only(&'static str, Admit);
-    impl Guard for Only {
-        fn admits(&self, topic: &str) -> Admit {
-            if topic == self.0 { Admit::Yes } else { self.1 }
-        }
-    }
-
-    #[tokio::test]
-    async fn a_guard_filters_or_holds_each_event_and_counts_it() {
-        let metrics = Arc::new(Metrics::new());
-        let broker = Broker::new(metrics.clone());
-        let ids = IdSequence::new();
-        let (publisher, filtered, held) = (handle(1), handle(2), handle(3));
-        broker.subscribe(&filtered, ("c.", MatchPolicy::Prefix), &ids, Some(Arc::new(Only("c.mine", Admit::No))), |_| {});
-        broker.subscribe(&held, ("c.", MatchPolicy::Prefix), &ids, Some(Arc::new(Only("c.mine", Admit::Hold))), |_| {});
-        for topic in ["c.mine", "c.other", "c.mine", "c.other"] {
-            publish(&broker, &publisher, topic);
-        }
-        for s in [&filtered, &held] {
-            let topics: Vec<Value> = drain(s)
-                .await
-                .into_iter()
-                .map(|m| match m {
-                    Message::Event { details, .. } => details["topic"].clone(),
-                    other => panic!("{other:?}"),
-                })
-                .collect();
-            assert_eq!(topics, vec![Value::from("c.mine"), Value::from("c.mine")]);
-        }
-        assert_eq!((metrics.events_filtered.get(), metrics.events_held.get(), metrics.events_delivered.get()), (2, 2, 4));
-    }
-}
+mod tests;

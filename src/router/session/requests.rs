@@ -13,7 +13,8 @@ use futures_util::future::BoxFuture;
 use super::holdings::{Grounds, Holding};
 use super::{Flow, Resume, Session};
 use crate::auth::{Action, Check, Decision, Request, Undecided};
-use crate::router::broker::{Publication, Recipients};
+use crate::router::broker::{Attach, Publication, Recipients, Start};
+use crate::router::meta;
 use crate::router::dealer::{error_message, CallRequest};
 use crate::router::error::WampError;
 use crate::router::handle::SessionHandle;
@@ -59,10 +60,12 @@ impl Session {
             Message::Publish { request, options, topic, payload } => {
                 self.authorized(realm, me, Publish { request, options, topic, payload })
             }
-            Message::Subscribe { request, options, topic } => match match_policy(&options) {
-                Ok(policy) => self.authorized(realm, me, Subscribe { request, topic, policy }),
-                Err(e) => self.reply(me, Err((code::SUBSCRIBE, request, e))),
-            },
+            Message::Subscribe { request, options, topic } => {
+                match match_policy(&options).and_then(|policy| Ok((policy, Start::from_options(&options, policy)?))) {
+                    Ok((policy, start)) => self.authorized(realm, me, Subscribe { request, topic, policy, start }),
+                    Err(e) => self.reply(me, Err((code::SUBSCRIBE, request, e))),
+                }
+            }
             Message::Unsubscribe { request, subscription } => {
                 let r = if self.holdings.remove(Holding::Subscription(subscription)) && realm.broker.unsubscribe(self.id, subscription) {
                     Ok(Some(Message::Unsubscribed { request, details: None }))
@@ -70,6 +73,11 @@ impl Session {
                     Err((code::UNSUBSCRIBE, request, WampError::NoSuchSubscription(subscription)))
                 };
                 self.reply(me, r)
+            }
+            Message::Call { request, procedure, payload, .. } if meta::procedure(&procedure).is_some_and(|p| p.open) => {
+                let r = meta::procedure(&procedure).map(|p| p.call(realm, me, request, &payload));
+                let r = r.unwrap_or_else(|| Err(WampError::NoSuchProcedure(procedure)));
+                self.reply(me, r.map(Some).map_err(|e| (code::CALL, request, e)))
             }
             Message::Call { request, options, procedure, payload } => {
                 self.authorized(realm, me, Call { request, options, procedure, payload })
@@ -194,7 +202,13 @@ impl Asking for Publish {
             let d = d?;
             let recipients = Recipients::from_options(s.id, &self.options)?;
             let disclose = d.disclose || self.options.get("disclose_me").and_then(Value::as_bool).unwrap_or(false);
-            Ok(realm.broker.publish(Publication { publisher: me, topic: &self.topic, recipients, disclose, payload: self.payload }))
+            let retain = match self.options.get("retain") {
+                None => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(WampError::InvalidArgument("retain must be a bool".into())),
+            };
+            let p = Publication { publisher: me, topic: &self.topic, recipients, disclose, payload: self.payload, retain };
+            Ok(realm.broker.publish(p).0)
         })();
         match published {
             Ok(publication) if ack => s.reply(me, Ok(Some(Message::Published { request: self.request, publication }))),
@@ -208,6 +222,7 @@ struct Subscribe {
     request: u64,
     topic: String,
     policy: MatchPolicy,
+    start: Start,
 }
 
 impl Asking for Subscribe {
@@ -234,9 +249,8 @@ impl Asking for Subscribe {
         let req = Request { action: Action::Subscribe, uri: &self.topic, policy: self.policy };
         let (guard, grounds) = Session::revocable(me, d, req);
         let request = self.request;
-        let sub = realm.broker.subscribe(me, (&self.topic, self.policy), &realm.ids, guard, |subscription| {
-            s.push(&Message::Subscribed { request, subscription })
-        });
+        let attach = Attach { session: me, uri: &self.topic, policy: self.policy, guard, start: self.start };
+        let sub = realm.broker.subscribe(attach, &realm.ids, |subscription| s.push(&Message::Subscribed { request, subscription }));
         s.holdings.add(Holding::Subscription(sub.id), grounds);
         Flow::Continue
     }
@@ -256,6 +270,10 @@ impl Asking for Call {
     }
     fn finish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Result<Decision, WampError>) -> Flow {
         let request = self.request;
+        if let Some(p) = meta::procedure(&self.procedure) {
+            let r = d.and_then(|_| p.call(realm, me, request, &self.payload));
+            return s.reply(me, r.map(Some).map_err(|e| (code::CALL, request, e)));
+        }
         let called = (|| {
             let d = d?;
             let call = CallRequest { request, procedure: self.procedure, options: self.options, payload: self.payload, disclose: d.disclose };
