@@ -13,6 +13,11 @@ const BROKER_FEATURES: &[&str] = &[
     "subscription_revocation",
 ];
 
+/// Announced by realms that store events (a `[replay]` rule): history through
+/// `wamp.subscription.get_events`, retained events, and `_replay` (tests/replay.rs, the
+/// interop suites' replay tests).
+const STORE_FEATURES: &[&str] = &["event_history", "event_retention"];
+
 const DEALER_FEATURES: &[&str] =
     &["caller_identification", "progressive_call_results", "call_canceling", "registration_revocation"];
 
@@ -21,9 +26,10 @@ fn features(names: &[&str]) -> Value {
     Value::Dict(dict([("features", Value::Dict(f))]))
 }
 
-/// `WELCOME.Details.roles`.
-pub fn router_roles() -> Value {
-    Value::Dict(dict([("broker", features(BROKER_FEATURES)), ("dealer", features(DEALER_FEATURES))]))
+/// `WELCOME.Details.roles` of a realm; `stores`: the realm has a replay store.
+pub fn router_roles(stores: bool) -> Value {
+    let broker: Vec<&str> = BROKER_FEATURES.iter().chain(if stores { STORE_FEATURES } else { &[] }).copied().collect();
+    Value::Dict(dict([("broker", features(&broker)), ("dealer", features(DEALER_FEATURES))]))
 }
 
 #[cfg(test)]
@@ -32,9 +38,13 @@ mod tests {
 
     #[test]
     fn roles_list_exactly_the_implemented_features() {
-        let roles = router_roles();
+        let roles = router_roles(false);
         let broker = roles.as_dict().unwrap()["broker"].as_dict().unwrap()["features"].as_dict().unwrap();
         assert_eq!(broker.len(), 5);
+        assert_eq!(broker.get("event_history"), None, "a realm that stores nothing has no history");
+        let roles = router_roles(true);
+        let broker = roles.as_dict().unwrap()["broker"].as_dict().unwrap()["features"].as_dict().unwrap();
+        assert_eq!((broker.len(), &broker["event_history"], &broker["event_retention"]), (7, &Value::Bool(true), &Value::Bool(true)));
         assert_eq!(broker["subscription_revocation"], Value::Bool(true));
         assert_eq!(broker["pattern_based_subscription"], Value::Bool(true));
         let dealer = roles.as_dict().unwrap()["dealer"].as_dict().unwrap()["features"].as_dict().unwrap();

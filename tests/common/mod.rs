@@ -96,7 +96,10 @@ impl Client {
         details.entry("roles".into()).or_insert(Value::Dict(roles));
         self.send(&Message::Hello { realm: realm.into(), details }).await;
         match self.recv().await {
-            Message::Welcome { session, .. } => self.session = session,
+            Message::Welcome { session, details } => {
+                self.session = session;
+                self.welcome = details;
+            }
             other => panic!("expected WELCOME, got {other:?}"),
         }
     }

@@ -74,7 +74,7 @@ impl Session {
             ("authrole", p.authrole.as_str().into()),
             ("authmethod", p.authmethod.into()),
             ("authprovider", p.authprovider.into()),
-            ("roles", router_roles()),
+            ("roles", router_roles(!realm.broker.store().retention().is_empty())),
         ]);
         let permissions = realm.authorizer.permissions(Subject { authid: &p.authid, authrole: &p.authrole });
         let handle = Arc::new(SessionHandle::new(
