@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use sqlx::postgres::PgPool;
 use sqlx::{Connection, Executor, PgConnection};
-use switchyard::replay::durable::{Durable, DurableOptions, DurableStats, Loaded};
+use switchyard::replay::durable::{Durable, DurableOptions, DurableStats, Loaded, BATCH_BYTES};
 use switchyard::replay::{Limits, Position, ReplayError, Retention, Rule, Seq, StoredEvent};
 use switchyard::wamp::ids::PublicationId;
 use switchyard::wamp::uri::MatchPolicy;
@@ -295,6 +295,47 @@ async fn a_full_queue_refuses_then_makes_publishers_wait_for_a_commit() {
     // Both places are free again.
     let (a, b) = (store.try_reserve(), store.try_reserve());
     assert!(a.is_some() && b.is_some() && store.try_reserve().is_none());
+}
+
+#[tokio::test]
+async fn batches_close_at_the_batch_size_and_at_the_byte_bound() {
+    let db = Postgres::shared().fresh_db().await;
+    let store = Durable::open(&db.url, "realm", DurableOptions { queue: 10, batch: 2 }).await.unwrap();
+    let p = Arc::new(Dict::new());
+    let at = now_micros();
+    let small = |pos: u64| Arc::new(event("t", pos, pos, at, &p, Args::NONE, false));
+
+    // While the first event is in flight: 5 more make batches of 2, 2 and 1.
+    let mut lock = lock_events(&db.url).await;
+    let mut commits = vec![store.write(store.try_reserve().unwrap(), small(1))];
+    wait_for_blocked_writer(&db.pool).await;
+    for pos in 2..=6 {
+        commits.push(store.write(store.try_reserve().unwrap(), small(pos)));
+    }
+    lock.execute("rollback").await.unwrap();
+    for c in commits.drain(..) {
+        c.wait().await.unwrap();
+    }
+    assert_eq!((store.stats().rows_committed, store.stats().batches_committed), (6, 4));
+
+    assert_eq!(BATCH_BYTES, 16 << 20);
+    // 9 MiB payloads: the second one still joins a batch below BATCH_BYTES, then it is full.
+    let big =
+        Args { args: payload(Serializer::MsgPack, Value::List(vec![Value::Bytes(vec![7; 9 << 20])])), kwargs: None };
+    let mut lock = lock_events(&db.url).await;
+    commits.push(store.write(store.try_reserve().unwrap(), small(7)));
+    wait_for_blocked_writer(&db.pool).await;
+    for pos in 8..=9 {
+        commits.push(
+            store.write(store.try_reserve().unwrap(), Arc::new(event("t", pos, pos, at, &p, big.clone(), false))),
+        );
+    }
+    commits.push(store.write(store.try_reserve().unwrap(), small(10)));
+    lock.execute("rollback").await.unwrap();
+    for c in commits {
+        c.wait().await.unwrap();
+    }
+    assert_eq!((store.stats().rows_committed, store.stats().batches_committed), (10, 7));
 }
 
 #[tokio::test]

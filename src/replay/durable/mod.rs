@@ -41,6 +41,11 @@ use super::{Position, ReplayError, Seq, StoredEvent};
 /// rows (`ignore_missing`); the versions are apart (see the migration's header).
 pub static MIGRATOR: Migrator = Migrator { ignore_missing: true, ..sqlx::migrate!("./replay/migrations") };
 
+/// A batch takes no more events once its events' `cost` (payload, topic and a fixed
+/// overhead) reaches this: the statement's size stays bounded (PostgreSQL refuses a
+/// parameter of 1 GiB or more) whatever the payloads.
+pub const BATCH_BYTES: usize = 16 << 20;
+
 /// How long opening a connection may take before the batch (or `open`) fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -49,7 +54,8 @@ pub struct DurableOptions {
     /// Events written and not yet committed (or failed), at most. `reserve` waits and
     /// `try_reserve` refuses beyond it.
     pub queue: usize,
-    /// Events per statement, at most.
+    /// Events per statement, at most. A batch also closes once its payloads pass
+    /// [`BATCH_BYTES`], so that large payloads cannot make one statement huge.
     pub batch: usize,
 }
 
@@ -166,6 +172,8 @@ struct Queue {
 
 struct Batch {
     events: Vec<Arc<StoredEvent>>,
+    /// The events' `cost`, summed.
+    bytes: usize,
     done: watch::Sender<Option<Result<(), ReplayError>>>,
 }
 
@@ -257,13 +265,14 @@ impl Durable {
         }
         let was_empty = queue.batches.is_empty();
         let rx = match queue.batches.back_mut() {
-            Some(last) if last.events.len() < shared.batch => {
+            Some(last) if last.events.len() < shared.batch && last.bytes < BATCH_BYTES => {
+                last.bytes = last.bytes.saturating_add(event.cost());
                 last.events.push(event);
                 last.done.subscribe()
             }
             _ => {
                 let (done, rx) = watch::channel(None);
-                queue.batches.push_back(Batch { events: vec![event], done });
+                queue.batches.push_back(Batch { bytes: event.cost(), events: vec![event], done });
                 rx
             }
         };
