@@ -70,8 +70,8 @@ impl Default for DurableOptions {
 pub struct Loaded {
     /// Retained events of durable topics, in seq order.
     pub events: Vec<StoredEvent>,
-    /// The last position ever written to each durable topic, pruned or not, by topic
-    /// name. Topics' `Arc<str>` are shared with `events`.
+    /// The last position ever written to each durable topic, pruned or not, ordered
+    /// by the topic's bytes. Topics' `Arc<str>` are shared with `events`.
     pub heads: Vec<(Arc<str>, Position)>,
     /// Above every seq ever written in the realm (1 when none was).
     pub next_seq: Seq,

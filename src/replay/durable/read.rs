@@ -18,7 +18,7 @@ use crate::replay::{Limits, Position, ReplayError, Retention, Seq, StoredEvent};
 use crate::wamp::ids::PublicationId;
 use crate::wamp::{Args, Dict, Payload, Serializer, Value};
 
-const TOPICS: &str = "select topic, head, last_seq from replay_topics where realm = $1 order by topic";
+const TOPICS: &str = "select topic, head, last_seq from replay_topics where realm = $1 order by topic collate \"C\"";
 
 /// Rows within each topic's window: the last `max_events` positions below the head,
 /// none older than `max_age`. Unordered: rows come topic by topic in position order,
