@@ -21,6 +21,8 @@
 //! - `read`: `load` and `prune`, and turning rows back into events.
 //!
 //! The schema is `replay/migrations/`, applied by [`MIGRATOR`] on [`Durable::open`].
+//! `StoredEvent::excluded` is not stored (a session id means nothing after a restart):
+//! loaded events have `None`.
 
 mod read;
 mod writer;

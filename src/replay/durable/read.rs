@@ -179,6 +179,8 @@ fn event(
         publisher,
         payload: Args { args, kwargs },
         retain,
+        // Not stored: the publishing session did not outlive the router.
+        excluded: None,
     })
 }
 
