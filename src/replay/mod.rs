@@ -9,15 +9,20 @@
 //! - [`Store`]: the striped per-topic logs. The broker appends under the topic's stripe
 //!   lock, in the same critical section that hands the event to subscribers, so store
 //!   order is delivery order.
+//! - [`durable::Durable`]: the events of durable topics in PostgreSQL, written in
+//!   batches by one writer task, read back after a restart.
 //!
 //! This module knows the protocol's values (`wamp`) and nothing of sessions.
 
+pub mod durable;
+mod error;
 mod event;
 mod retention;
 mod ring;
 mod store;
 pub mod time;
 
+pub use error::ReplayError;
 pub use event::{Position, Seq, StoredEvent};
 pub use retention::{Limits, Retention, Rule};
 pub use ring::{Evicted, TopicLog};

@@ -118,7 +118,7 @@ impl GraphStore {
         let mut conn = self.pool.acquire().await?;
         conn.ensure_migrations_table().await?;
         let before: HashSet<i64> = conn.list_applied_migrations().await?.iter().map(|m| m.version).collect();
-        MIGRATOR.run_direct(&mut *conn).await?;
+        Migrator { ignore_missing: true, migrations: MIGRATOR.migrations.clone(), ..Migrator::DEFAULT }.run_direct(&mut *conn).await?;
         let after: HashSet<i64> = conn.list_applied_migrations().await?.iter().map(|m| m.version).collect();
         Ok(MIGRATOR
             .iter()
