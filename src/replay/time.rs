@@ -27,6 +27,13 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Now, to the microsecond: what timestamps say, and what the durable store keeps, so
+/// an event is never later than its own timestamp (`after_time` excludes it).
+pub fn now_micros() -> SystemTime {
+    let micros = super::event::micros(SystemTime::now()).max(0) as u64;
+    UNIX_EPOCH + Duration::from_micros(micros)
+}
+
 /// `2026-12-03T06:01:02.345678Z` (microseconds, UTC).
 pub fn format(t: SystemTime) -> String {
     let micros = super::event::micros(t);

@@ -175,9 +175,6 @@ async def test_get_events_time_filters(router, combo):
     assert counters(await get_events(sub, sid, after_time="2999-01-01T00:00:00Z")) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "router bug (a144632): history timestamps are microseconds, published_at is compared "
-    "in nanoseconds, so after_time=<an entry's own timestamp> returns that entry too"))
 @spread_combos
 async def test_get_events_after_time_is_strictly_after(router, combo):
     sub, sid, ts = await _ten_timestamps(router, combo)

@@ -44,6 +44,7 @@ use super::handle::SessionHandle;
 use super::metrics::Metrics;
 use super::outbox::PushError;
 use crate::auth::{Admit, Guard};
+use crate::replay::durable::{Commit, Slot};
 use crate::replay::{Seq, Store, StoredEvent, StripeGuard};
 use crate::wamp::ids::{global_id, IdSequence, PublicationId, SessionId};
 use crate::wamp::uri::MatchPolicy;
@@ -111,6 +112,16 @@ pub struct Publication<'a> {
     pub payload: Args,
     /// `retain: true`: the topic's retained event (spec: event retention).
     pub retain: bool,
+    /// A place in the durable writer's queue, taken before publishing to a durable
+    /// topic (`Store::durable_for`).
+    pub slot: Option<Slot>,
+}
+
+/// What became of a publication: its id and, on a durable topic, its commit.
+pub struct Published {
+    pub publication: u64,
+    pub stored: Option<Arc<StoredEvent>>,
+    pub commit: Option<Commit>,
 }
 
 /// A new subscriber: who, to what, under which guard, and from where.
@@ -241,8 +252,8 @@ impl Broker {
     }
 
     /// Delivers a publication and returns its id and, for a stored topic, the stored
-    /// event (its position, and what a durable store must write).
-    pub fn publish(&self, p: Publication<'_>) -> (u64, Option<Arc<StoredEvent>>) {
+    /// event and (durable topic) its commit.
+    pub fn publish(&self, mut p: Publication<'_>) -> Published {
         let publication = global_id();
         self.metrics.events_published.inc();
         let publisher = if p.disclose {
@@ -254,8 +265,12 @@ impl Broker {
         } else {
             self.undisclosed.clone()
         };
+        let slot = p.slot.take();
         let mut stripe = self.store.lock(p.topic);
-        let stored = self.store_event(&mut stripe, &p, publication, &publisher);
+        let (stored, commit) = match self.store_event(&mut stripe, &p, publication, &publisher, slot) {
+            Some((ev, commit)) => (Some(ev), commit),
+            None => (None, None),
+        };
         let mut matching = Vec::new();
         read(&self.index).matching(p.topic, &mut matching);
         for sub in &matching {
@@ -270,12 +285,19 @@ impl Broker {
             self.fan_out(sub, &event, &p, stored.as_ref());
         }
         drop(stripe);
-        (publication, stored)
+        Published { publication, stored, commit }
     }
 
     /// Appends the publication to its topic's log if the topic is stored and the
     /// publication is for everyone (spec: a listed publication is not stored).
-    fn store_event(&self, stripe: &mut StripeGuard<'_>, p: &Publication<'_>, publication: u64, publisher: &Arc<Dict>) -> Option<Arc<StoredEvent>> {
+    fn store_event(
+        &self,
+        stripe: &mut StripeGuard<'_>,
+        p: &Publication<'_>,
+        publication: u64,
+        publisher: &Arc<Dict>,
+        slot: Option<Slot>,
+    ) -> Option<(Arc<StoredEvent>, Option<Commit>)> {
         if self.store.retention().is_empty() || p.recipients.is_listed() {
             return None;
         }
@@ -285,14 +307,14 @@ impl Broker {
             pos,
             seq: stripe.next_seq(),
             publication: PublicationId(publication),
-            published_at: SystemTime::now(),
+            published_at: crate::replay::time::now_micros(),
             publisher: publisher.clone(),
             payload: p.payload.clone(),
             retain: p.retain,
             excluded: p.recipients.excluded_publisher(),
         });
-        stripe.append(ev.clone());
-        Some(ev)
+        let commit = stripe.append(ev.clone(), slot);
+        Some((ev, commit))
     }
 
     fn fan_out(&self, sub: &Arc<Subscription>, event: &Message, p: &Publication<'_>, stored: Option<&Arc<StoredEvent>>) {
