@@ -8,11 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener};
+use futures_util::future::BoxFuture;
 use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::auth::graph;
-use crate::router::{Authorizers, ConnectionLimit, RealmAuth, Router};
+use crate::replay::durable::{Durable, DurableOptions};
+use crate::replay::Store;
+use crate::router::realm::retention;
+use crate::router::{Authorizers, ConnectionLimit, RealmAuth, Router, Stores};
 use crate::transport::{fd_limit, http, rawsocket};
 use crate::trim;
 
@@ -47,11 +51,12 @@ impl Server {
                 follows.extend(g.follow);
             }
         }
+        let (stores, durable_retries) = durable_stores(config).await;
         let nofile = fd_limit::raise_nofile()?;
         // The limit in force is in the "listening" log line and on /health.
         let max = fd_limit::connection_limit(nofile, config.limits.max_sessions);
         let limit = ConnectionLimit { max, reserve: fd_limit::reserve(nofile) };
-        let router = Router::with_authorizers(config, limit, authorizers);
+        let router = Router::with_parts(config, limit, authorizers, stores);
         let mut tasks = JoinSet::new();
 
         tasks.spawn(trim::after_waves_of_closes(router.clone()));
@@ -60,9 +65,13 @@ impl Server {
         for realm in router.realms() {
             tasks.spawn(realm.clone().follow_changes());
             tasks.spawn(realm.clone().sweep_store());
+            tasks.spawn(realm.clone().prune_durable());
         }
         for follow in follows {
             tasks.spawn(follow);
+        }
+        for retry in durable_retries {
+            tasks.spawn(retry);
         }
 
         let http_listener = TcpListener::bind(config.listen).await?;
@@ -115,4 +124,50 @@ impl Server {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// The replay stores of realms with durable topics, connected to their database (its
+/// schema applied) and filled with what it retained, so positions and history go on
+/// where the last run stopped. A database that cannot be reached at start does not stop
+/// the router: the realm's durable topics refuse publications (fail closed, counted,
+/// `replay_durable_online` 0) while a task keeps trying, returned here to be spawned.
+async fn durable_stores(config: &Config) -> (Stores, Vec<BoxFuture<'static, ()>>) {
+    let mut stores = Stores::new();
+    let mut retries: Vec<BoxFuture<'static, ()>> = Vec::new();
+    for realm in &config.realms {
+        if !realm.replay.any_durable() {
+            continue;
+        }
+        let store = Arc::new(Store::new(retention(realm)));
+        stores.insert(realm.name.clone(), store.clone());
+        let Some(url) = realm.replay_database_url() else {
+            tracing::error!(realm = %realm.name, "durable topics need a database: set [replay] database_url, [graph] database_url or SWITCHYARD_DATABASE_URL; they refuse publications meanwhile");
+            continue;
+        };
+        if let Err(e) = connect_durable(&store, &url, &realm.name).await {
+            tracing::error!(realm = %realm.name, error = %e, "the durable event store cannot be opened; durable topics refuse publications until it can");
+            let name = realm.name.clone();
+            retries.push(Box::pin(async move {
+                let mut wait = Duration::from_secs(1);
+                loop {
+                    tokio::time::sleep(wait).await;
+                    match connect_durable(&store, &url, &name).await {
+                        Ok(()) => return,
+                        Err(e) => tracing::debug!(realm = %name, error = %e, "the durable event store is still unreachable"),
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+            }));
+        }
+    }
+    (stores, retries)
+}
+
+async fn connect_durable(store: &Store, url: &str, realm: &str) -> Result<(), crate::replay::ReplayError> {
+    let durable = Durable::open(url, realm, DurableOptions::default()).await?;
+    let loaded = durable.load(store.retention()).await?;
+    let (events, topics) = (loaded.events.len(), loaded.heads.len());
+    store.connect_durable(durable, loaded);
+    tracing::info!(realm, events, topics, "durable event store connected and restored");
+    Ok(())
 }

@@ -150,5 +150,5 @@ async fn welcome_announces_roles_and_identity() {
     assert_eq!(details["authrole"], Value::from("anonymous"));
     assert_eq!(details["authmethod"], Value::from("anonymous"));
     assert_eq!(details["authid"], Value::Str(format!("anonymous-{session}")));
-    assert_eq!(details["roles"], switchyard::router::features::router_roles());
+    assert_eq!(details["roles"], switchyard::router::features::router_roles(true));
 }

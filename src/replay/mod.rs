@@ -26,4 +26,4 @@ pub use error::ReplayError;
 pub use event::{Position, Seq, StoredEvent};
 pub use retention::{Limits, Retention, Rule};
 pub use ring::{Evicted, TopicLog};
-pub use store::{Stats, Store, StripeGuard, STRIPES};
+pub use store::{Offline, Stats, Store, StripeGuard, STRIPES};

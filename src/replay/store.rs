@@ -15,15 +15,25 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
+use super::durable::{Commit, Durable, Loaded, Slot};
 use super::event::{Position, Seq, StoredEvent};
 use super::retention::Retention;
 use super::ring::{Evicted, TopicLog};
 
 /// Number of lock stripes that order publications per topic.
 pub const STRIPES: usize = 64;
+
+/// A durable topic while its database is not connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the durable event store is not connected")]
+pub struct Offline;
+
+impl Offline {
+    pub const URI: &'static str = "wamp.error.unavailable";
+}
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -48,6 +58,10 @@ pub struct Stripe {
 #[derive(Debug)]
 pub struct Store {
     retention: Retention,
+    /// Where durable topics' events are also written (PostgreSQL); set once the
+    /// database is reached and what it kept is restored. Until then, durable topics
+    /// are offline: publications to them are refused (fail closed).
+    durable: OnceLock<Durable>,
     stripes: Vec<Mutex<Stripe>>,
     seq: AtomicU64,
     used: AtomicUsize,
@@ -64,6 +78,7 @@ impl Store {
     pub fn new(retention: Retention) -> Store {
         Store {
             retention,
+            durable: OnceLock::new(),
             stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
             seq: AtomicU64::new(0),
             used: AtomicUsize::new(0),
@@ -73,6 +88,31 @@ impl Store {
 
     pub fn retention(&self) -> &Retention {
         &self.retention
+    }
+
+    pub fn durable(&self) -> Option<&Durable> {
+        self.durable.get()
+    }
+
+    /// Connects the durable store: puts back what the database kept, then durable
+    /// topics take publications. Once only; false if already connected.
+    pub fn connect_durable(&self, durable: Durable, loaded: Loaded) -> bool {
+        if self.durable.get().is_some() {
+            return false;
+        }
+        self.resume_after(Seq(loaded.next_seq.0.saturating_sub(1)));
+        self.restore(&loaded.heads, loaded.events);
+        self.durable.set(durable).is_ok()
+    }
+
+    /// For a publication to `topic`: `Ok(Some)` the durable store if the topic is
+    /// durable (the publication needs a place in its writer's queue first), `Ok(None)`
+    /// if it is not, `Err(Offline)` if it is and the database is not connected.
+    pub fn durable_for(&self, topic: &str) -> Result<Option<&Durable>, Offline> {
+        if !self.retention.any_durable() || !self.retention.limits(topic).is_some_and(|l| l.durable) {
+            return Ok(None);
+        }
+        self.durable.get().map(Some).ok_or(Offline)
     }
 
     /// Whether `topic` would be stored.
@@ -147,28 +187,29 @@ impl Store {
         self.stats.topics.store(n, Ordering::Relaxed);
     }
 
-    /// Puts events loaded from a durable store back (in seq order), with each topic's
-    /// head; used once at start before any session joins.
+    /// Puts events loaded from a durable store back (in seq order), then makes sure
+    /// each topic's next position is past its `heads` entry (the last position ever
+    /// written); used once at start before any session joins. A log must be dense, so
+    /// a hole in the loaded rows (a batch that failed) restarts the topic's log after
+    /// it: what came before the hole is reported as missing, never reordered.
     pub fn restore(&self, heads: &[(Arc<str>, Position)], events: Vec<StoredEvent>) {
-        for (topic, head) in heads {
-            let Some(limits) = self.retention.limits(topic) else { continue };
-            let mut g = self.lock(topic);
-            g.stripe.logs.entry(topic.clone()).or_insert_with(|| TopicLog::new(limits, *head));
-        }
         for ev in events {
             self.resume_after(ev.seq);
             let Some(limits) = self.retention.limits(&ev.topic) else { continue };
             let mut g = self.lock(&ev.topic);
-            let start = Position(ev.pos.0 - 1);
-            let log = g.stripe.logs.entry(ev.topic.clone()).or_insert_with(|| TopicLog::new(limits, start));
-            if log.is_empty() && log.head() != start {
-                // Rows pruned at the front: the log starts where the retained rows do.
-                *log = TopicLog::new(limits, start);
-            }
-            if log.next_position() != ev.pos {
-                continue;
+            let start = Position(ev.pos.0.saturating_sub(1));
+            let fits = g.stripe.logs.get(&*ev.topic).map(|l| l.next_position() == ev.pos);
+            if fits != Some(true) {
+                g.reset(&ev.topic, TopicLog::new(limits, start));
             }
             g.insert(Arc::new(ev));
+        }
+        for (topic, head) in heads {
+            let Some(limits) = self.retention.limits(topic) else { continue };
+            let mut g = self.lock(topic);
+            if g.stripe.logs.get(&**topic).is_none_or(|l| l.head() < *head) {
+                g.reset(topic, TopicLog::new(limits, *head));
+            }
         }
         self.count_topics();
     }
@@ -183,6 +224,13 @@ impl<'a> StripeGuard<'a> {
     /// Every log in this stripe.
     pub fn logs(&self) -> impl Iterator<Item = (&Arc<str>, &TopicLog)> + '_ {
         self.stripe.logs.iter()
+    }
+
+    /// Replaces `topic`'s log, releasing what the old one held.
+    fn reset(&mut self, topic: &Arc<str>, log: TopicLog) {
+        if let Some(old) = self.stripe.logs.insert(topic.clone(), log) {
+            self.release(Evicted { events: old.len() as u64, bytes: old.bytes() });
+        }
     }
 
     /// The next position of `topic` if it is stored (creating its log), else `None`.
@@ -205,10 +253,18 @@ impl<'a> StripeGuard<'a> {
     }
 
     /// Appends `ev` (its position from `next_position`, its seq from `next_seq`) and
-    /// evicts what the topic's limits and the realm's budget ask for.
-    pub fn append(&mut self, ev: Arc<StoredEvent>) {
+    /// evicts what the topic's limits and the realm's budget ask for. For a durable
+    /// topic, `slot` (reserved before the lock was taken) hands the event to the
+    /// writer; the returned commit resolves once it is in the database.
+    pub fn append(&mut self, ev: Arc<StoredEvent>, slot: Option<Slot>) -> Option<Commit> {
         self.store.stats.stored.fetch_add(1, Ordering::Relaxed);
+        let durable = self.stripe.logs.get(&*ev.topic).is_some_and(|l| l.limits().durable);
+        let commit = match (durable, slot, self.store.durable.get()) {
+            (true, Some(slot), Some(d)) => Some(d.write(slot, ev.clone())),
+            _ => None,
+        };
         self.insert(ev);
+        commit
     }
 
     fn insert(&mut self, ev: Arc<StoredEvent>) {
@@ -290,7 +346,7 @@ mod tests {
             payload: Args::default(),
             retain: false,
             excluded: None,
-        }));
+        }), None);
         Some((pos, seq))
     }
 
@@ -351,5 +407,19 @@ mod tests {
         assert_eq!(publish(&s, "s.b"), Some((Position(8), Seq(97))));
         let g = s.lock("s.a");
         assert_eq!(g.log("s.a").map(|l| (l.first(), l.len())), Some((Position(40), 3)));
+        drop(g);
+        // A hole (a batch that failed) and a head beyond the rows (later rows pruned
+        // or failed): the log restarts after the hole, positions go on after the head.
+        let s = store(10, 1 << 20);
+        let mut c = ev(3, 3);
+        c.topic = "s.c".into();
+        let mut d = ev(6, 4);
+        d.topic = "s.c".into();
+        s.restore(&[("s.c".into(), Position(6)), ("s.d".into(), Position(9))], vec![c, d]);
+        let g = s.lock("s.c");
+        assert_eq!(g.log("s.c").map(|l| (l.first(), l.head(), l.len())), Some((Position(6), Position(6), 1)));
+        drop(g);
+        assert_eq!(publish(&s, "s.d").map(|(p, _)| p), Some(Position(10)));
+        assert_eq!(s.used_bytes(), 2 * (3 + OVERHEAD));
     }
 }

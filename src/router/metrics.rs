@@ -60,6 +60,14 @@ pub struct Metrics {
     pub replay_evicted: Family<Vec<(String, String)>, Gauge>,
     pub replay_bytes: Family<Vec<(String, String)>, Gauge>,
     pub replay_topics: Family<Vec<(String, String)>, Gauge>,
+    /// Per realm with durable topics: rows committed, rows whose batch failed, events
+    /// waiting in the writer's queue.
+    pub durable_committed: Family<Vec<(String, String)>, Gauge>,
+    pub durable_failed: Family<Vec<(String, String)>, Gauge>,
+    pub durable_queue: Family<Vec<(String, String)>, Gauge>,
+    pub durable_online: Family<Vec<(String, String)>, Gauge>,
+    /// Publications to durable topics refused while the database was not connected.
+    pub publications_refused_offline: Counter,
     /// EVENT frames encoded: one per (subscription, serializer) per publication.
     pub event_encodes: Counter,
     pub calls: Counter,
@@ -137,6 +145,11 @@ impl Metrics {
             replay_evicted: Family::default(),
             replay_bytes: Family::default(),
             replay_topics: Family::default(),
+            durable_committed: Family::default(),
+            durable_failed: Family::default(),
+            durable_queue: Family::default(),
+            durable_online: Family::default(),
+            publications_refused_offline: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("sessions", "Established sessions", m.sessions.clone());
@@ -250,6 +263,23 @@ impl Metrics {
         );
         registry.register("replay_bytes", "Bytes the realm's replay store holds (charged against its budget)", m.replay_bytes.clone());
         registry.register("replay_topics", "Topics the realm's replay store holds", m.replay_topics.clone());
+        registry.register("replay_durable_committed_events", "Events committed to the realm's durable store since start", m.durable_committed.clone());
+        registry.register(
+            "replay_durable_failed_events",
+            "Events whose batch failed to commit to the durable store (delivered, not durable; PUBLISHED answered with an error)",
+            m.durable_failed.clone(),
+        );
+        registry.register("replay_durable_queue", "Events waiting for the durable store's writer", m.durable_queue.clone());
+        registry.register(
+            "replay_durable_online",
+            "1 while the realm's durable event store is connected, 0 while durable topics refuse publications",
+            m.durable_online.clone(),
+        );
+        registry.register(
+            "publications_refused_offline",
+            "Publications to durable topics refused: the durable event store was not connected",
+            m.publications_refused_offline.clone(),
+        );
         registry.register("auth_failures", "Authentications refused: wrong secret", m.auth_failures.clone());
         registry.register(
             "auth_throttled",

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Authorizer, TokenCheck};
+use crate::auth::{Authorizer, StaticRoles, TokenCheck};
 use crate::config::{Config, Limits};
 use admission::{Admit, Gate};
 use budget::MemoryBudget;
@@ -66,6 +66,9 @@ impl From<Arc<dyn Authorizer>> for RealmAuth {
 /// Realm authorization by realm name, for the realms that do not use their static roles.
 pub type Authorizers = HashMap<String, RealmAuth>;
 
+/// Replay stores by realm name, for the realms whose store is not a plain memory one.
+pub type Stores = HashMap<String, Arc<crate::replay::Store>>;
+
 /// How many connections the process may hold, as the server worked it out from the
 /// descriptor limit (`transport::fd_limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,16 +86,22 @@ impl Router {
 
     /// A router whose realms named in `authorizers` use that authorizer instead of
     /// their static roles (the permission graph, or an embedding application's own).
-    pub fn with_authorizers(config: &Config, connections: ConnectionLimit, mut authorizers: Authorizers) -> Arc<Router> {
+    pub fn with_authorizers(config: &Config, connections: ConnectionLimit, authorizers: Authorizers) -> Arc<Router> {
+        Router::with_parts(config, connections, authorizers, Stores::new())
+    }
+
+    /// Like `with_authorizers`, with the given realms storing events in `stores` (a
+    /// durable store, restored from its database) instead of a memory store.
+    pub fn with_parts(config: &Config, connections: ConnectionLimit, mut authorizers: Authorizers, mut stores: Stores) -> Arc<Router> {
         let metrics = Arc::new(Metrics::new());
         let realms = config
             .realms
             .iter()
             .map(|r| {
-                let realm = match authorizers.remove(&r.name) {
-                    Some(a) => Realm::new(r, &config.limits, metrics.clone(), a),
-                    None => Realm::from_config(r, &config.limits, metrics.clone()),
-                };
+                let auth = authorizers
+                    .remove(&r.name)
+                    .unwrap_or_else(|| RealmAuth { authorizer: Arc::new(StaticRoles::from_config(r)), tokens: None });
+                let realm = Realm::new(r, &config.limits, metrics.clone(), auth, stores.remove(&r.name));
                 (r.name.clone(), Arc::new(realm))
             })
             .collect();
@@ -176,6 +185,15 @@ impl Router {
         for (reason, counter) in [("retention", &stats.evicted_retention), ("age", &stats.evicted_age), ("budget", &stats.evicted_budget)] {
             let labels = vec![("realm".to_owned(), realm.name.clone()), ("reason".to_owned(), reason.to_owned())];
             m.replay_evicted.get_or_create(&labels).set(get(counter));
+        }
+        if store.retention().any_durable() {
+            m.durable_online.get_or_create(&labels).set(i64::from(store.durable().is_some()));
+        }
+        if let Some(durable) = store.durable() {
+            let d = durable.stats();
+            m.durable_committed.get_or_create(&labels).set(d.rows_committed as i64);
+            m.durable_failed.get_or_create(&labels).set(d.rows_failed as i64);
+            m.durable_queue.get_or_create(&labels).set(d.queue_len as i64);
         }
     }
 

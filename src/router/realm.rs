@@ -43,23 +43,40 @@ pub struct Realm {
 impl Realm {
     pub fn from_config(cfg: &RealmConfig, limits: &Limits, metrics: Arc<Metrics>) -> Realm {
         let auth = RealmAuth { authorizer: Arc::new(StaticRoles::from_config(cfg)), tokens: None };
-        Realm::new(cfg, limits, metrics, auth)
+        Realm::new(cfg, limits, metrics, auth, None)
     }
 
-    pub fn new(cfg: &RealmConfig, limits: &Limits, metrics: Arc<Metrics>, auth: RealmAuth) -> Realm {
+    /// A realm authorized by `auth`, storing events in `store` (a memory store built
+    /// from its `[replay]` rules when `None`).
+    pub fn new(cfg: &RealmConfig, limits: &Limits, metrics: Arc<Metrics>, auth: RealmAuth, store: Option<Arc<Store>>) -> Realm {
         let mut authenticator = Authenticator::from_config(cfg, limits.auth_failures_per_minute);
         if let Some(tokens) = auth.tokens {
             authenticator = authenticator.with_tokens(tokens);
         }
         Realm {
             name: cfg.name.clone(),
-            broker: Broker::new(metrics.clone(), Arc::new(Store::new(retention(cfg)))),
+            broker: Broker::new(metrics.clone(), store.unwrap_or_else(|| Arc::new(Store::new(retention(cfg))))),
             dealer: Dealer::new(metrics.clone(), limits.max_calls_per_session),
             authenticator,
             authorizer: auth.authorizer,
             ids: IdSequence::new(),
             sessions: RwLock::default(),
             metrics,
+        }
+    }
+
+    /// Deletes the durable store's rows past retention, every ten seconds, until the
+    /// realm is dropped; returns at once for a realm without durable topics.
+    pub async fn prune_durable(self: Arc<Self>) {
+        let Some(durable) = self.broker.store().durable().cloned() else { return };
+        let retention = self.broker.store().retention().clone();
+        drop(self);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            if let Err(e) = durable.prune(&retention).await {
+                tracing::warn!(realm = durable.realm(), error = %e, "pruning the durable event store failed; retrying later");
+            }
         }
     }
 
@@ -187,7 +204,7 @@ impl Realm {
 }
 
 /// The realm's retention rules from its `[replay]` table.
-fn retention(cfg: &RealmConfig) -> Retention {
+pub fn retention(cfg: &RealmConfig) -> Retention {
     let rules = cfg
         .replay
         .topics

@@ -123,6 +123,13 @@ impl Commit {
     }
 }
 
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The connection options (with a password, perhaps) stay out of logs.
+        f.debug_struct("Durable").field("realm", &self.realm()).field("stats", &self.stats()).finish()
+    }
+}
+
 /// A realm's durable store. Clones share one writer; it stops once the last clone is
 /// dropped, after committing what was queued.
 #[derive(Clone)]

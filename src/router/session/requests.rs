@@ -15,6 +15,7 @@ use super::{Flow, Resume, Session};
 use crate::auth::{Action, Check, Decision, Request, Undecided};
 use crate::router::broker::{Attach, Publication, Recipients, Start};
 use crate::router::meta;
+use crate::replay::durable::Slot;
 use crate::router::dealer::{error_message, CallRequest};
 use crate::router::error::WampError;
 use crate::router::handle::SessionHandle;
@@ -197,9 +198,55 @@ impl Asking for Publish {
         Session::check_not_reserved(&self.topic)
     }
     fn finish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Result<Decision, WampError>) -> Flow {
-        let ack = self.options.get("acknowledge").and_then(Value::as_bool).unwrap_or(false);
+        let d = match d {
+            Ok(d) => d,
+            Err(e) => return self.refused(s, me, e),
+        };
+        // A durable topic's publication first takes a place in the database writer's
+        // bounded queue; when it is full, this session waits (reading nothing more)
+        // until a batch commits: the publisher's backpressure.
+        let durable = match realm.broker.store().durable_for(&self.topic) {
+            Ok(Some(durable)) => durable,
+            Ok(None) => return self.publish(s, realm, me, d, None),
+            Err(offline) => {
+                s.router.metrics.publications_refused_offline.inc();
+                return self.refused(s, me, WampError::Unavailable(format!("{offline}: the topic is durable, so the event is refused")));
+            }
+        };
+        if let Some(slot) = durable.try_reserve() {
+            return self.publish(s, realm, me, d, Some(slot));
+        }
+        let durable = durable.clone();
+        Flow::Wait(Box::pin(async move {
+            let slot = durable.reserve().await;
+            let rest: Resume = Box::new(move |s: &mut Session| {
+                let Some((realm, me)) = s.established() else { return Flow::Continue };
+                match slot {
+                    Ok(slot) => self.publish(s, &realm, &me, d, Some(slot)),
+                    Err(e) => self.refused(s, &me, WampError::Unavailable(format!("the event store cannot take the event: {e}"))),
+                }
+            });
+            rest
+        }))
+    }
+}
+
+impl Publish {
+    fn acknowledged(&self) -> bool {
+        self.options.get("acknowledge").and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    fn refused(&self, s: &Session, me: &SessionHandle, e: WampError) -> Flow {
+        if self.acknowledged() {
+            return s.reply(me, Err((code::PUBLISH, self.request, e)));
+        }
+        Flow::Continue
+    }
+
+    fn publish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Decision, slot: Option<Slot>) -> Flow {
+        let ack = self.acknowledged();
+        let request = self.request;
         let published = (|| {
-            let d = d?;
             let recipients = Recipients::from_options(s.id, &self.options)?;
             let disclose = d.disclose || self.options.get("disclose_me").and_then(Value::as_bool).unwrap_or(false);
             let retain = match self.options.get("retain") {
@@ -207,12 +254,27 @@ impl Asking for Publish {
                 Some(Value::Bool(b)) => *b,
                 Some(_) => return Err(WampError::InvalidArgument("retain must be a bool".into())),
             };
-            let p = Publication { publisher: me, topic: &self.topic, recipients, disclose, payload: self.payload, retain };
-            Ok(realm.broker.publish(p).0)
+            let p = Publication { publisher: me, topic: &self.topic, recipients, disclose, payload: self.payload, retain, slot };
+            Ok(realm.broker.publish(p))
         })();
         match published {
-            Ok(publication) if ack => s.reply(me, Ok(Some(Message::Published { request: self.request, publication }))),
-            Err(e) if ack => s.reply(me, Err((code::PUBLISH, self.request, e))),
+            Ok(p) if ack => match p.commit {
+                None => s.reply(me, Ok(Some(Message::Published { request, publication: p.publication }))),
+                Some(commit) => {
+                    // PUBLISHED once the event is durable, without holding up this
+                    // session's next messages (the writer commits in batches).
+                    let me = me.clone();
+                    tokio::spawn(async move {
+                        let reply = match commit.wait().await {
+                            Ok(()) => Message::Published { request, publication: p.publication },
+                            Err(e) => error_message(code::PUBLISH, request, &WampError::Unavailable(format!("the event was delivered but could not be made durable: {e}")), &me),
+                        };
+                        let _ = me.send(&reply);
+                    });
+                    Flow::Continue
+                }
+            },
+            Err(e) if ack => s.reply(me, Err((code::PUBLISH, request, e))),
             _ => Flow::Continue,
         }
     }
