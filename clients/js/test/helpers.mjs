@@ -57,6 +57,9 @@ export const BROKER_FEATURES = [
   'subscriber_blackwhite_listing',
   'pattern_based_subscription',
   'subscription_revocation',
+  // Announced by realms that store events (realm1 stores every topic): replay.test.mjs.
+  'event_history',
+  'event_retention',
 ];
 export const DEALER_FEATURES = [
   'caller_identification',

@@ -8,6 +8,9 @@ BROKER_FEATURES = {
     "subscriber_blackwhite_listing", # tests/test_pubsub.py::test_black_white_listing
     "pattern_based_subscription",    # tests/test_patterns.py
     "subscription_revocation",       # tests/test_workbench.py
+    # Announced by realms that store events (realm1 stores every topic):
+    "event_history",                 # tests/test_replay.py (get_events)
+    "event_retention",               # tests/test_replay.py (retain / get_retained)
 }
 DEALER_FEATURES = {
     "caller_identification",         # tests/test_rpc.py::test_caller_identification*
