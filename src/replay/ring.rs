@@ -21,6 +21,9 @@ pub struct TopicLog {
     /// The last event published with `retain: true` (spec: event retention). Kept
     /// apart from the ring: it outlives eviction until a newer one replaces it.
     retained: Option<Arc<StoredEvent>>,
+    /// When the newest event evicted so far was published: a `since` older than this
+    /// asks for events the log no longer has.
+    last_evicted: Option<SystemTime>,
 }
 
 /// What a push or an expiry took out, for the budgets and the metrics.
@@ -41,7 +44,7 @@ impl TopicLog {
     /// A log whose next event gets position `head + 1` (0 for a new topic; the last
     /// written position for a durable topic after a restart).
     pub fn new(limits: Limits, head: Position) -> TopicLog {
-        TopicLog { limits, head, events: VecDeque::new(), bytes: 0, retained: None }
+        TopicLog { limits, head, events: VecDeque::new(), bytes: 0, retained: None, last_evicted: None }
     }
 
     pub fn limits(&self) -> Limits {
@@ -105,7 +108,18 @@ impl TopicLog {
     pub fn pop_front(&mut self) -> Option<Arc<StoredEvent>> {
         let ev = self.events.pop_front()?;
         self.bytes -= ev.cost();
+        self.last_evicted = Some(ev.published_at);
         Some(ev)
+    }
+
+    /// Events published at or after `t` that the log no longer has, at most: none if
+    /// nothing that recent was evicted, else every event evicted (their times are not
+    /// kept one by one).
+    pub fn lost_since(&self, t: SystemTime) -> u64 {
+        match self.last_evicted {
+            Some(at) if at >= t => self.first().0 - 1,
+            _ => 0,
+        }
     }
 
     /// Removes events older than the topic's age limit.

@@ -151,6 +151,7 @@ pub(super) fn plan(sub: &Subscription, start: &Start, stripes: &[StripeGuard<'_>
         }
         ReplayFrom::Since(t) => {
             for (topic, log) in &logs {
+                plan.gap += log.lost_since(t);
                 let from = log.since(Position(0)).find(|e| e.published_at >= t).map_or(log.next_position(), |e| e.pos);
                 plan.next.push(((*topic).clone(), from));
             }

@@ -376,3 +376,124 @@ async fn a_publisher_excluded_from_its_own_event_does_not_get_it_from_history_ei
     subscribe(&broker, &me, "own", MatchPolicy::Exact, replay(ReplayFrom::Last(10)));
     assert_eq!(drain(&me).await.len(), 1, "SUBSCRIBED only");
 }
+
+/// Random interleavings of publications, subscriptions with and without history, and
+/// readers that read a little at a time, against a plain model: per subscriber and
+/// topic, positions strictly increase, every position from where its subscription
+/// starts to the topic's last is either received or counted in a `_gap` (eviction from
+/// a small store), nothing is duplicated, SUBSCRIBED comes first and history before
+/// live events.
+mod interleavings {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const TOPICS: [&str; 3] = ["p.a", "p.b", "p.c"];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Publish(usize),
+        /// (session, what: 0..3 exact topic, 3 the prefix "p."; history)
+        Subscribe(usize, usize, Option<u64>),
+        Read(usize, usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0..TOPICS.len()).prop_map(Op::Publish),
+            1 => (0..4usize, 0..4usize, proptest::option::of(0..12u64)).prop_map(|(s, w, h)| Op::Subscribe(s, w, h)),
+            3 => (0..4usize, 1..6usize).prop_map(|(s, n)| Op::Read(s, n)),
+        ]
+    }
+
+    /// Where a subscriber's history starts, per topic (the model's answer).
+    struct Expect {
+        pattern: bool,
+        start: BTreeMap<&'static str, u64>,
+    }
+
+    fn heads(broker: &Broker) -> BTreeMap<&'static str, u64> {
+        TOPICS
+            .iter()
+            .map(|t| {
+                let g = broker.store().lock(t);
+                (*t, g.log(t).map_or(0, |l| l.head().0))
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        #[test]
+        fn every_position_is_received_once_or_told_as_a_gap(ops in proptest::collection::vec(op(), 1..120)) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let (broker, _) = broker(8);
+                let publisher = handle(100);
+                let sessions: Vec<_> = (0..4).map(|i| handle_with(i as u64 + 1, 4)).collect();
+                let mut expect: Vec<Option<Expect>> = (0..4).map(|_| None).collect();
+                let mut got: Vec<Vec<Message>> = vec![Vec::new(); 4];
+                let mut n = 0;
+                for op in ops {
+                    match op {
+                        Op::Publish(t) => {
+                            n += 1;
+                            publish_n(&broker, &publisher, TOPICS[t], n, false);
+                        }
+                        Op::Subscribe(s, what, history) if expect[s].is_none() => {
+                            let h = heads(&broker);
+                            let (uri, policy) = if what < 3 { (TOPICS[what], MatchPolicy::Exact) } else { ("p.", MatchPolicy::Prefix) };
+                            let start: BTreeMap<_, _> = TOPICS
+                                .iter()
+                                .map(|t| {
+                                    let head = h[t];
+                                    let from = match history {
+                                        None => head + 1,
+                                        Some(last) if policy == MatchPolicy::Exact => (head + 1).saturating_sub(last).max(1),
+                                        // Patterns: everything since the epoch.
+                                        Some(_) => 1,
+                                    };
+                                    (*t, from)
+                                })
+                                .collect();
+                            let replay = history.map(|last| if policy == MatchPolicy::Exact { ReplayFrom::Last(last) } else { ReplayFrom::Since(SystemTime::UNIX_EPOCH) });
+                            subscribe(&broker, &sessions[s], uri, policy, Start { replay, retained: false });
+                            expect[s] = Some(Expect { pattern: policy != MatchPolicy::Exact, start: if what < 3 { start.into_iter().filter(|(t, _)| *t == TOPICS[what]).collect() } else { start } });
+                        }
+                        Op::Subscribe(..) => {}
+                        Op::Read(s, k) => got[s].extend(take(&sessions[s], k).await),
+                    }
+                }
+                let end = heads(&broker);
+                for s in 0..4 {
+                    got[s].extend(drain(&sessions[s]).await);
+                    let Some(e) = &expect[s] else {
+                        assert!(got[s].is_empty());
+                        continue;
+                    };
+                    let evs = events(&got[s]);
+                    let first_live = evs.iter().position(|e| !e.replayed).unwrap_or(evs.len());
+                    assert!(evs[first_live..].iter().all(|e| !e.replayed), "history first");
+                    let mut last: BTreeMap<String, u64> = BTreeMap::new();
+                    let mut received = 0u64;
+                    let mut gaps = 0u64;
+                    for ev in &evs {
+                        let topic = ev.topic.clone().unwrap_or_else(|| e.start.keys().next().unwrap().to_string());
+                        let from = e.start[topic.as_str()];
+                        let prev = *last.get(&topic).unwrap_or(&(from - 1));
+                        assert!(ev.pos > prev, "{topic}: {} after {prev}", ev.pos);
+                        if !e.pattern {
+                            assert_eq!(ev.pos, prev + 1 + ev.gap.unwrap_or(0), "{topic}: contiguous but for the told gap");
+                        }
+                        last.insert(topic, ev.pos);
+                        received += 1;
+                        gaps += ev.gap.unwrap_or(0);
+                        assert_eq!(ev.dropped, None, "stored topics never drop");
+                    }
+                    let wanted: u64 = e.start.iter().map(|(t, from)| (end[t] + 1).saturating_sub(*from)).sum();
+                    assert_eq!(received + gaps, wanted, "session {s}: received {received} + gap {gaps}");
+                }
+            });
+        }
+    }
+}
