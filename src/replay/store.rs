@@ -297,7 +297,7 @@ impl<'a> StripeGuard<'a> {
         while self.store.used.load(Ordering::Acquire) > budget && self.stripe.order.len() > 1 {
             let Some((topic, pos)) = self.stripe.order.pop_front() else { break };
             let Some(log) = self.stripe.logs.get_mut(&*topic) else { continue };
-            if log.first() != pos || log.len() == 0 {
+            if log.first() != pos || log.is_empty() {
                 continue;
             }
             if let Some(old) = log.pop_front() {

@@ -114,7 +114,7 @@ pub(super) fn plan(sub: &Subscription, start: &Start, stripes: &[StripeGuard<'_>
                 .iter()
                 .flat_map(|(t, log)| log.since(Position(0)).rev().take(n as usize).map(move |e| (e.seq, *t, e.pos)))
                 .collect();
-            tail.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            tail.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
             tail.truncate(n as usize);
             for (_, topic, pos) in tail {
                 match plan.next.iter_mut().find(|(t, _)| t == topic) {
