@@ -14,6 +14,8 @@ use crate::wamp::ids::PublicationId;
 
 #[derive(Debug)]
 pub struct TopicLog {
+    /// The topic, shared by its events (one allocation per topic, not per event).
+    topic: Arc<str>,
     limits: Limits,
     head: Position,
     events: VecDeque<Arc<StoredEvent>>,
@@ -43,8 +45,12 @@ impl Evicted {
 impl TopicLog {
     /// A log whose next event gets position `head + 1` (0 for a new topic; the last
     /// written position for a durable topic after a restart).
-    pub fn new(limits: Limits, head: Position) -> TopicLog {
-        TopicLog { limits, head, events: VecDeque::new(), bytes: 0, retained: None, last_evicted: None }
+    pub fn new(topic: Arc<str>, limits: Limits, head: Position) -> TopicLog {
+        TopicLog { topic, limits, head, events: VecDeque::new(), bytes: 0, retained: None, last_evicted: None }
+    }
+
+    pub fn topic(&self) -> &Arc<str> {
+        &self.topic
     }
 
     pub fn limits(&self) -> Limits {
@@ -183,7 +189,7 @@ mod tests {
     #[test]
     fn keeps_the_last_max_events_and_finds_positions_by_subtraction() {
         let now = SystemTime::now();
-        let mut log = TopicLog::new(limits(3, None, None), Position(0));
+        let mut log = TopicLog::new("t".into(), limits(3, None, None), Position(0));
         for p in 1..=5 {
             let out = log.push(event(p, now));
             assert_eq!(out.events, u64::from(p > 3));
@@ -204,7 +210,7 @@ mod tests {
     #[test]
     fn byte_and_age_limits_evict_oldest_first_but_keep_the_newest() {
         let now = SystemTime::now();
-        let mut log = TopicLog::new(limits(100, Some(2 * (1 + OVERHEAD)), Some(Duration::from_secs(60))), Position(7));
+        let mut log = TopicLog::new("t".into(), limits(100, Some(2 * (1 + OVERHEAD)), Some(Duration::from_secs(60))), Position(7));
         assert_eq!(log.first(), Position(8));
         log.push(event(8, now - Duration::from_secs(120)));
         log.push(event(9, now - Duration::from_secs(30)));
@@ -214,7 +220,7 @@ mod tests {
         assert_eq!(log.expire(now + Duration::from_secs(45)).events, 1);
         assert_eq!((log.first(), log.len()), (Position(10), 1));
         let tiny = limits(100, Some(1), None);
-        let mut log = TopicLog::new(tiny, Position(0));
+        let mut log = TopicLog::new("t".into(), tiny, Position(0));
         log.push(event(1, now));
         assert_eq!(log.push(event(2, now)).events, 1);
         assert_eq!(log.len(), 1, "the newest event stays even alone over the byte limit");

@@ -26,6 +26,10 @@ use super::ring::{Evicted, TopicLog};
 /// Number of lock stripes that order publications per topic.
 pub const STRIPES: usize = 64;
 
+fn ev_is_durable(g: &StripeGuard<'_>, ev: &StoredEvent) -> bool {
+    g.stripe.logs.get(&*ev.topic).is_some_and(|l| l.limits().durable)
+}
+
 /// A durable topic while its database is not connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the durable event store is not connected")]
@@ -200,7 +204,7 @@ impl Store {
             let start = Position(ev.pos.0.saturating_sub(1));
             let fits = g.stripe.logs.get(&*ev.topic).map(|l| l.next_position() == ev.pos);
             if fits != Some(true) {
-                g.reset(&ev.topic, TopicLog::new(limits, start));
+                g.reset(&ev.topic, TopicLog::new(ev.topic.clone(), limits, start));
             }
             g.insert(Arc::new(ev));
         }
@@ -208,7 +212,7 @@ impl Store {
             let Some(limits) = self.retention.limits(topic) else { continue };
             let mut g = self.lock(topic);
             if g.stripe.logs.get(&**topic).is_none_or(|l| l.head() < *head) {
-                g.reset(topic, TopicLog::new(limits, *head));
+                g.reset(topic, TopicLog::new(topic.clone(), limits, *head));
             }
         }
         self.count_topics();
@@ -233,18 +237,20 @@ impl<'a> StripeGuard<'a> {
         }
     }
 
-    /// The next position of `topic` if it is stored (creating its log), else `None`.
-    /// Costs one rule lookup for a topic not stored yet.
-    pub fn next_position(&mut self, topic: &str) -> Option<Position> {
+    /// The next position of `topic` if it is stored (creating its log), else `None`,
+    /// with the topic's shared name for the event. Costs one rule lookup for a topic
+    /// not stored yet.
+    pub fn next_position(&mut self, topic: &str) -> Option<(Position, Arc<str>)> {
         if let Some(log) = self.stripe.logs.get(topic) {
-            return Some(log.next_position());
+            return Some((log.next_position(), log.topic().clone()));
         }
         let limits = self.store.retention.limits(topic)?;
-        let log = TopicLog::new(limits, Position(0));
+        let name: Arc<str> = topic.into();
+        let log = TopicLog::new(name.clone(), limits, Position(0));
         let next = log.next_position();
-        self.stripe.logs.insert(topic.into(), log);
+        self.stripe.logs.insert(name.clone(), log);
         self.store.stats.topics.fetch_add(1, Ordering::Relaxed);
-        Some(next)
+        Some((next, name))
     }
 
     /// The sequence number for the event being appended now.
@@ -258,29 +264,28 @@ impl<'a> StripeGuard<'a> {
     /// writer; the returned commit resolves once it is in the database.
     pub fn append(&mut self, ev: Arc<StoredEvent>, slot: Option<Slot>) -> Option<Commit> {
         self.store.stats.stored.fetch_add(1, Ordering::Relaxed);
-        let durable = self.stripe.logs.get(&*ev.topic).is_some_and(|l| l.limits().durable);
-        let commit = match (durable, slot, self.store.durable.get()) {
-            (true, Some(slot), Some(d)) => Some(d.write(slot, ev.clone())),
+        let commit = match (slot, self.store.durable.get()) {
+            (Some(slot), Some(d)) if ev_is_durable(self, &ev) => Some(d.write(slot, ev.clone())),
             _ => None,
         };
         self.insert(ev);
         commit
     }
 
+    /// Appends to the topic's log (which `next_position` created): one lookup.
     fn insert(&mut self, ev: Arc<StoredEvent>) {
         let cost = ev.cost();
-        let key = match self.stripe.logs.get_key_value(&*ev.topic) {
-            Some((k, _)) => k.clone(),
-            None => return,
-        };
         let pos = ev.pos;
-        let Some(log) = self.stripe.logs.get_mut(&*key) else { return };
+        let Some(log) = self.stripe.logs.get_mut(&*ev.topic) else { return };
+        let key = log.topic().clone();
         let evicted = log.push(ev);
         self.stripe.events += 1;
         self.stripe.order.push_back((key, pos));
         self.store.used.fetch_add(cost, Ordering::AcqRel);
-        self.store.stats.evicted_retention.fetch_add(evicted.events, Ordering::Relaxed);
-        self.release(evicted);
+        if evicted.events > 0 {
+            self.store.stats.evicted_retention.fetch_add(evicted.events, Ordering::Relaxed);
+            self.release(evicted);
+        }
         self.keep_budget();
         self.compact();
     }
@@ -334,10 +339,10 @@ mod tests {
 
     fn publish(store: &Store, topic: &str) -> Option<(Position, Seq)> {
         let mut g = store.lock(topic);
-        let pos = g.next_position(topic)?;
+        let (pos, topic) = g.next_position(topic)?;
         let seq = g.next_seq();
         g.append(Arc::new(StoredEvent {
-            topic: topic.into(),
+            topic,
             pos,
             seq,
             publication: PublicationId(seq.0),

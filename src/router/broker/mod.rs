@@ -301,9 +301,9 @@ impl Broker {
         if self.store.retention().is_empty() || p.recipients.is_listed() {
             return None;
         }
-        let pos = stripe.next_position(p.topic)?;
+        let (pos, topic) = stripe.next_position(p.topic)?;
         let ev = Arc::new(StoredEvent {
-            topic: p.topic.into(),
+            topic,
             pos,
             seq: stripe.next_seq(),
             publication: PublicationId(publication),
