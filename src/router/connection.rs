@@ -22,6 +22,8 @@ const BATCH: usize = 128;
 /// Bytes taken per batch at most (unless one frame is larger): what a writer holds
 /// beyond its outbox.
 const BATCH_BYTES: usize = 256 * 1024;
+/// How often a lagging subscription that could not be refilled is tried again.
+const LAG_RETRY: Duration = Duration::from_millis(200);
 /// How long a closing session waits for the peer's GOODBYE reply.
 const GOODBYE_WAIT: Duration = Duration::from_secs(2);
 
@@ -174,6 +176,10 @@ async fn write_loop<W: FrameWriter>(
     let pinging = !ping_interval.is_zero();
     let mut ticker = tokio::time::interval(if pinging { ping_interval } else { Duration::from_secs(3600) });
     ticker.tick().await;
+    // A lagging subscription whose round could not go on (an event's permission not
+    // decidable now, the memory budget spent) is retried on this tick.
+    let mut lag_tick = tokio::time::interval(LAG_RETRY);
+    lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let killed = kill.cancelled();
     tokio::pin!(killed);
     loop {
@@ -219,6 +225,7 @@ async fn write_loop<W: FrameWriter>(
                     return;
                 }
             }
+            _ = lag_tick.tick(), if outbox.is_lagging() => outbox.refill(),
             _ = &mut killed => return,
         }
     }

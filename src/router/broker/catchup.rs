@@ -10,7 +10,10 @@
 //! caught up and the first delivered live, so there is no gap and no duplicate.
 //!
 //! Events the store evicted before the subscriber got them are counted and told in the
-//! next EVENT (`Details._gap`). History asked for at subscribe (`_replay`) is delivered
+//! next EVENT (`Details._gap`). An event whose permission cannot be decided now (a
+//! guard answering `Hold`) stops the round where it is; the writer tries again on its
+//! lag tick, so events held during a permission-database outage are delivered once it
+//! is back (or skipped, if the permission is gone by then). History asked for at subscribe (`_replay`) is delivered
 //! the same way, its events marked `_replayed`.
 
 use std::sync::atomic::Ordering;
@@ -18,6 +21,7 @@ use std::sync::{Arc, Weak};
 
 use super::history::stripe_for;
 use super::subscription::{Subscriber, Subscription, LAGGING, LIVE};
+use crate::auth::Admit;
 use crate::replay::{Position, Store, StoredEvent};
 use crate::router::metrics::Metrics;
 use crate::router::outbox::{PushError, Refill};
@@ -76,25 +80,41 @@ impl Refill for Lagging {
 }
 
 impl Lagging {
-    /// Queues what fits; false once the subscriber is live again.
+    /// Queues what fits; false once the subscriber is live again. A topic whose next
+    /// event cannot be decided now is held where it is for this round; the others go on.
     fn round(&self, sub: &Subscription, subscriber: &Subscriber) -> bool {
         let outbox = &subscriber.session.outbox;
+        let mut held: Vec<Arc<str>> = Vec::new();
         loop {
             let room = outbox.room();
             if room == 0 {
                 return true;
             }
-            let batch = self.next_events(subscriber, room);
+            let batch = self.next_events(subscriber, room, &held);
             if batch.is_empty() {
+                if !held.is_empty() {
+                    // Retried on the writer's lag tick.
+                    return true;
+                }
                 if self.go_live(sub, subscriber) {
                     return false;
                 }
                 continue;
             }
             for ev in batch {
-                if !subscriber.may_see(&ev) {
-                    advance(subscriber, &ev);
+                if held.contains(&ev.topic) {
                     continue;
+                }
+                match subscriber.may_see(&ev) {
+                    Admit::Yes => {}
+                    Admit::No => {
+                        advance(subscriber, &ev);
+                        continue;
+                    }
+                    Admit::Hold => {
+                        held.push(ev.topic.clone());
+                        continue;
+                    }
                 }
                 match self.push(sub, subscriber, &ev) {
                     Ok(()) => advance(subscriber, &ev),
@@ -107,8 +127,8 @@ impl Lagging {
 
     /// The next `room` events due, in store order; moves cursors past what the store
     /// evicted (counting it) and forgets topics the store forgot.
-    fn next_events(&self, subscriber: &Subscriber, room: usize) -> Vec<Arc<StoredEvent>> {
-        let cursors: Vec<(Arc<str>, Position)> = subscriber.lag().next.clone();
+    fn next_events(&self, subscriber: &Subscriber, room: usize, held: &[Arc<str>]) -> Vec<Arc<StoredEvent>> {
+        let cursors: Vec<(Arc<str>, Position)> = subscriber.lag().next.iter().filter(|(t, _)| !held.contains(t)).cloned().collect();
         let mut batch = Vec::new();
         let mut moved = Vec::new();
         for (topic, next) in &cursors {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::subscription::{Subscriber, Subscription};
+use crate::auth::Admit;
 use crate::replay::{time, Position, Seq, Store, StoredEvent, StripeGuard, TopicLog};
 use crate::router::error::WampError;
 use crate::wamp::ids::PublicationId;
@@ -221,8 +222,21 @@ pub(super) fn query(store: &Store, sub: &Subscription, subscriber: &Subscriber, 
             && before.is_none_or(|s| e.seq < s)
             && q.after_time.is_none_or(|t| e.published_at > t)
             && q.before_time.is_none_or(|t| e.published_at < t)
-            && subscriber.may_see(e)
     });
+    // Authorized like live events; history that cannot be decided now is refused, not
+    // returned with holes.
+    let mut undecided = false;
+    events.retain(|e| match subscriber.may_see(e) {
+        Admit::Yes => true,
+        Admit::No => false,
+        Admit::Hold => {
+            undecided = true;
+            false
+        }
+    });
+    if undecided {
+        return Err(WampError::Unavailable("the permission of some of this history cannot be decided now; try again".into()));
+    }
     events.sort_unstable_by_key(|e| e.seq);
     if let Some(limit) = q.limit {
         let keep = (limit as usize).min(events.len());

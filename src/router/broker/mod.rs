@@ -344,7 +344,12 @@ impl Broker {
                         continue;
                     }
                     Admit::Hold => {
+                        // Undecidable now: on a stored topic it is caught up once the
+                        // permission can be decided again; otherwise it is lost.
                         self.metrics.events_held.inc();
+                        if let Some(ev) = stored {
+                            self.begin_lag(sub, subscriber, ev);
+                        }
                         continue;
                     }
                 }
@@ -409,7 +414,7 @@ impl Broker {
             return;
         }
         let Some(ev) = stripes.first().and_then(|g| g.log(&sub.uri)).and_then(|l| l.retained()).cloned() else { return };
-        if !subscriber.may_see(&ev) {
+        if subscriber.may_see(&ev) != Admit::Yes {
             return;
         }
         let mut details = catchup::details(sub, &ev, false);

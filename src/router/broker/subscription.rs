@@ -71,12 +71,13 @@ impl Subscriber {
     }
 
     /// Whether this subscriber gets `ev` (its guard and the publisher's exclusion),
-    /// for history and catch-up; live delivery asks the same per publication.
-    pub(super) fn may_see(&self, ev: &StoredEvent) -> bool {
+    /// for history and catch-up; live delivery asks the same per publication. `Hold`:
+    /// its permission cannot be decided now (the permission database is unreachable).
+    pub(super) fn may_see(&self, ev: &StoredEvent) -> Admit {
         if ev.excluded == Some(self.session.id) {
-            return false;
+            return Admit::No;
         }
-        self.guard.as_ref().is_none_or(|g| g.admits(&ev.topic) == Admit::Yes)
+        self.guard.as_ref().map_or(Admit::Yes, |g| g.admits(&ev.topic))
     }
 }
 
