@@ -19,7 +19,7 @@ use super::RealmAuth;
 use crate::auth::{Authenticator, Authorizer, ChangeBatch, StaticRoles};
 use crate::config::{Limits, RealmConfig};
 use crate::replay::{self, Retention, Rule, Store};
-use crate::wamp::ids::{IdSequence, SessionId};
+use crate::wamp::ids::{IdSequence, SessionId, SubscriptionId};
 
 #[derive(Debug, Default)]
 struct Sessions {
@@ -131,7 +131,7 @@ impl Realm {
     /// size) and its calls in flight.
     pub fn leave(&self, id: SessionId, subscriptions: impl IntoIterator<Item = u64>, registrations: impl IntoIterator<Item = u64>) {
         for sub in subscriptions {
-            self.broker.unsubscribe(id, sub);
+            self.broker.unsubscribe(id, SubscriptionId(sub));
         }
         self.dealer.session_closed(id, registrations);
         let mut s = self.write();

@@ -181,7 +181,7 @@ impl Lagging {
             subscriber.lag().gap += gap;
             subscriber.dropped.fetch_add(dropped, Ordering::Relaxed);
         };
-        let msg = Message::Event { subscription: sub.id, publication: ev.publication.0, details: d, payload: ev.payload.clone() };
+        let msg = Message::Event { subscription: sub.id.0, publication: ev.publication.0, details: d, payload: ev.payload.clone() };
         self.metrics.event_encodes.inc();
         let frame = match msg.encode(subscriber.session.serializer) {
             Ok(f) if f.len() <= subscriber.session.max_outgoing => f,

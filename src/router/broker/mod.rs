@@ -46,7 +46,7 @@ use super::outbox::PushError;
 use crate::auth::{Admit, Guard};
 use crate::replay::durable::{Commit, Slot};
 use crate::replay::{Seq, Store, StoredEvent, StripeGuard};
-use crate::wamp::ids::{global_id, IdSequence, PublicationId, SessionId};
+use crate::wamp::ids::{global_id, IdSequence, PublicationId, SessionId, SubscriptionId};
 use crate::wamp::uri::MatchPolicy;
 use crate::wamp::{Args, Dict, Message, Serializer, Value};
 
@@ -55,7 +55,7 @@ struct Index {
     exact: std::collections::HashMap<String, Arc<Subscription>>,
     prefix: PatriciaMap<Arc<Subscription>>,
     wildcard: WildcardTrie<Arc<Subscription>>,
-    by_id: std::collections::HashMap<u64, Arc<Subscription>>,
+    by_id: std::collections::HashMap<SubscriptionId, Arc<Subscription>>,
 }
 
 impl Index {
@@ -167,7 +167,7 @@ impl Broker {
             Some(s) => s.clone(),
             None => {
                 let s = Arc::new(Subscription {
-                    id: ids.next(),
+                    id: SubscriptionId(ids.next()),
                     uri: a.uri.to_owned(),
                     policy: a.policy,
                     created: SystemTime::now(),
@@ -182,7 +182,7 @@ impl Broker {
             let _ = existing;
             drop(subs);
             drop(index);
-            announce(sub.id);
+            announce(sub.id.0);
             return sub;
         }
         drop(index);
@@ -206,7 +206,7 @@ impl Broker {
         }
         subs.push(subscriber.clone());
         drop(subs);
-        announce(sub.id);
+        announce(sub.id.0);
         if a.start.retained {
             self.send_retained(&sub, &subscriber, &stripes);
         }
@@ -221,7 +221,7 @@ impl Broker {
     /// Removes `session` from subscription `id`; the subscription goes away with its last
     /// subscriber so the index never keeps topics nobody listens to. False if the session
     /// was not subscribed.
-    pub fn unsubscribe(&self, session: SessionId, id: u64) -> bool {
+    pub fn unsubscribe(&self, session: SessionId, id: SubscriptionId) -> bool {
         let mut index = write(&self.index);
         let Some(sub) = index.by_id.get(&id).cloned() else { return false };
         let mut subs = write(&sub.subscribers);
@@ -235,14 +235,14 @@ impl Broker {
         removed
     }
 
-    pub fn subscription(&self, id: u64) -> Option<Arc<Subscription>> {
+    pub fn subscription(&self, id: SubscriptionId) -> Option<Arc<Subscription>> {
         read(&self.index).by_id.get(&id).cloned()
     }
 
     /// The history of `session`'s subscription `id` (`wamp.subscription.get_events`).
-    pub fn history(&self, session: SessionId, id: u64, q: &HistoryQuery) -> Result<History, super::error::WampError> {
-        let sub = self.subscription(id).ok_or(super::error::WampError::NoSuchSubscription(id))?;
-        let subscriber = sub.subscriber(session).ok_or(super::error::WampError::NoSuchSubscription(id))?;
+    pub fn history(&self, session: SessionId, id: SubscriptionId, q: &HistoryQuery) -> Result<History, super::error::WampError> {
+        let sub = self.subscription(id).ok_or(super::error::WampError::NoSuchSubscription(id.0))?;
+        let subscriber = sub.subscriber(session).ok_or(super::error::WampError::NoSuchSubscription(id.0))?;
         history::query(&self.store, &sub, &subscriber, q)
     }
 
@@ -281,7 +281,7 @@ impl Broker {
             if let Some(ev) = &stored {
                 details.insert("_pos".into(), Value::UInt(ev.pos.0));
             }
-            let event = Message::Event { subscription: sub.id, publication, details, payload: p.payload.clone() };
+            let event = Message::Event { subscription: sub.id.0, publication, details, payload: p.payload.clone() };
             self.fan_out(sub, &event, &p, stored.as_ref());
         }
         drop(stripe);
@@ -419,7 +419,7 @@ impl Broker {
         }
         let mut details = catchup::details(sub, &ev, false);
         details.insert("retained".into(), Value::Bool(true));
-        let msg = Message::Event { subscription: sub.id, publication: ev.publication.0, details, payload: ev.payload.clone() };
+        let msg = Message::Event { subscription: sub.id.0, publication: ev.publication.0, details, payload: ev.payload.clone() };
         if let Some(frame) = self.encode(&msg, subscriber.session.serializer) {
             if subscriber.session.outbox.push_event(frame).is_err() {
                 self.metrics.events_dropped_full.inc();

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use crate::auth::{Admit, Guard};
 use crate::replay::{Position, Seq, StoredEvent};
 use crate::router::handle::SessionHandle;
-use crate::wamp::ids::SessionId;
+use crate::wamp::ids::{SessionId, SubscriptionId};
 use crate::wamp::uri::MatchPolicy;
 
 /// Events are queued to the subscriber as they are published.
@@ -83,7 +83,7 @@ impl Subscriber {
 
 #[derive(Debug)]
 pub struct Subscription {
-    pub id: u64,
+    pub id: SubscriptionId,
     pub uri: String,
     pub policy: MatchPolicy,
     pub created: SystemTime,

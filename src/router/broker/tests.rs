@@ -306,7 +306,7 @@ async fn get_events_applies_the_spec_filters_to_the_callers_history() {
     let gone = broker.history(s.id, sub.id, &HistoryQuery { after_publication: Some(PublicationId(12345)), ..Default::default() }).unwrap();
     assert_eq!((gone.events.len(), gone.gap), (10, 0), "nothing evicted yet: nothing can be missing");
     let other = handle(3);
-    assert_eq!(broker.history(other.id, sub.id, &HistoryQuery::default()).unwrap_err(), super::super::error::WampError::NoSuchSubscription(sub.id));
+    assert_eq!(broker.history(other.id, sub.id, &HistoryQuery::default()).unwrap_err(), super::super::error::WampError::NoSuchSubscription(sub.id.0));
 }
 
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use super::{MetaCall, MetaResult};
 use crate::replay::time;
 use crate::router::broker::HistoryQuery;
 use crate::router::error::WampError;
-use crate::wamp::ids::PublicationId;
+use crate::wamp::ids::{PublicationId, SubscriptionId};
 use crate::wamp::{Dict, Value};
 
 /// `wamp.subscription.get_events(subscription, limit?)` with the keyword filters
@@ -41,7 +41,7 @@ pub fn get_events(call: &MetaCall<'_>) -> Result<MetaResult, WampError> {
         after_publication: int(call.kwargs.get("after_publication"), "after_publication")?.map(PublicationId),
         before_publication: int(call.kwargs.get("before_publication"), "before_publication")?.map(PublicationId),
     };
-    let history = call.realm.broker.history(call.caller.id, id, &q)?;
+    let history = call.realm.broker.history(call.caller.id, SubscriptionId(id), &q)?;
     let mut events: Vec<Value> = Vec::with_capacity(history.events.len());
     for ev in &history.events {
         let mut e: Dict = (*ev.publisher).clone();

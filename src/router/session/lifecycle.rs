@@ -12,6 +12,7 @@ use super::{Flow, Resume, Session, State};
 use crate::auth::{Check, Request};
 use crate::router::control::Control;
 use crate::router::error::WampError;
+use crate::wamp::ids::SubscriptionId;
 use crate::wamp::{dict, Message, Value};
 
 /// The reason given for a permission withdrawn.
@@ -89,7 +90,7 @@ impl Session {
         }
         let notice = match holding {
             Holding::Subscription(id) => {
-                realm.broker.unsubscribe(self.id, id);
+                realm.broker.unsubscribe(self.id, SubscriptionId(id));
                 self.router.metrics.subscriptions_revoked.inc();
                 me.features.subscription_revocation.then(|| Message::Unsubscribed {
                     request: 0,

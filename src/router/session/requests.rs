@@ -20,6 +20,7 @@ use crate::router::dealer::{error_message, CallRequest};
 use crate::router::error::WampError;
 use crate::router::handle::SessionHandle;
 use crate::router::realm::Realm;
+use crate::wamp::ids::SubscriptionId;
 use crate::wamp::message::code;
 use crate::wamp::uri::{self, MatchPolicy};
 use crate::wamp::{Args, Dict, Message, Value};
@@ -68,7 +69,7 @@ impl Session {
                 }
             }
             Message::Unsubscribe { request, subscription } => {
-                let r = if self.holdings.remove(Holding::Subscription(subscription)) && realm.broker.unsubscribe(self.id, subscription) {
+                let r = if self.holdings.remove(Holding::Subscription(subscription)) && realm.broker.unsubscribe(self.id, SubscriptionId(subscription)) {
                     Ok(Some(Message::Unsubscribed { request, details: None }))
                 } else {
                     Err((code::UNSUBSCRIBE, request, WampError::NoSuchSubscription(subscription)))
@@ -313,7 +314,7 @@ impl Asking for Subscribe {
         let request = self.request;
         let attach = Attach { session: me, uri: &self.topic, policy: self.policy, guard, start: self.start };
         let sub = realm.broker.subscribe(attach, &realm.ids, |subscription| s.push(&Message::Subscribed { request, subscription }));
-        s.holdings.add(Holding::Subscription(sub.id), grounds);
+        s.holdings.add(Holding::Subscription(sub.id.0), grounds);
         Flow::Continue
     }
 }
