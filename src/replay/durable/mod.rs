@@ -200,6 +200,11 @@ impl Durable {
     /// `queue` and `batch` below 1 are taken as 1.
     pub async fn open(database_url: &str, realm: &str, opts: DurableOptions) -> Result<Durable, ReplayError> {
         let options: PgConnectOptions = database_url.parse()?;
+        // The writer's connection first: a database that refuses connections is
+        // reported at once (the pool would retry until its acquire timeout), and a
+        // wrong URL or a database that is down is reported by `open`, not by the first
+        // commit.
+        let conn = writer::connect(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .min_connections(0)
@@ -207,9 +212,6 @@ impl Durable {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        // Connected now, so a wrong URL or a database that is down is reported by
-        // `open`, not by the first commit.
-        let conn = writer::connect(&options).await?;
         let queue = opts.queue.clamp(1, Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared {
             realm: realm.into(),
