@@ -146,3 +146,50 @@ fn tempdir() -> std::path::PathBuf {
 fn rand_suffix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64
 }
+
+/// A database that is not there at start: the router starts anyway, durable topics
+/// refuse publications (fail closed), and once the database exists the retry connects
+/// and acknowledged publications are made durable again.
+#[tokio::test]
+async fn durable_topics_fail_closed_until_the_database_comes() {
+    use common::{metric, start, Client};
+    use switchyard::config::{ReplayConfig, TopicRetention};
+    use switchyard::wamp::uri::MatchPolicy;
+
+    let pg = Postgres::shared();
+    let db = pg.fresh_db().await;
+    let later = format!("{}_later", db.name);
+    let url = db.url.replace(&format!("/{}", db.name), &format!("/{later}"));
+    let rule = TopicRetention { uri: "d".into(), policy: MatchPolicy::Exact, max_events: 100, max_age: None, max_bytes: None, durable: true };
+    let server = start(|c| {
+        c.realms[0].replay = ReplayConfig { database_url: Some(url.clone()), topics: vec![rule], ..ReplayConfig::store_everything() };
+    })
+    .await;
+    let mut p = Client::join_ws(&server, Serializer::Json).await;
+    let request = p.publish("d", dict([("acknowledge", true.into())]), vec![Value::UInt(1)]).await;
+    common::expect_error_for(&mut p, switchyard::wamp::message::code::PUBLISH, request, "wamp.error.unavailable").await;
+    assert_eq!(metric(&server, "publications_refused_offline"), 1);
+    sqlx::query(&format!("create database {later}")).execute(&db.pool).await.unwrap();
+    // The retry backs off from 1 s; give it a few rounds.
+    let mut acknowledged = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let request = p.publish("d", dict([("acknowledge", true.into())]), vec![Value::UInt(2)]).await;
+        match p.recv().await {
+            Message::Published { request: r, .. } if r == request => {
+                acknowledged = true;
+                break;
+            }
+            Message::Error { error, .. } => assert_eq!(error, "wamp.error.unavailable"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(acknowledged, "the durable store never connected");
+    let rows: i64 = sqlx::query_scalar("select count(*) from replay_events")
+        .fetch_one(&sqlx::PgPool::connect(&url).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rows, 1, "only the publication made after the database came");
+    drop(server);
+    let _ = sqlx::query(&format!("drop database if exists {later} with (force)")).execute(&db.pool).await;
+}
