@@ -197,7 +197,13 @@ async fn write_loop<W: FrameWriter>(
                 outbox.written();
                 outbox.refill();
                 match sent {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => {
+                        // The socket took the batch: the peer is reading, if slowly. A
+                        // reader far behind gets our PING late and answers late; it is
+                        // alive all the same (a dead one stops taking writes and meets
+                        // the write timeout).
+                        last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!(error = %e, "write failed");
                         kill.cancel();
