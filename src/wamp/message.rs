@@ -48,6 +48,22 @@ impl Args {
     pub fn is_empty(&self) -> bool {
         self.args.is_none() && self.kwargs.is_none()
     }
+
+    /// The same payloads in one allocation of their own. A received payload is a slice
+    /// of the buffer its frame was read into (shared with the frames around it); what
+    /// is kept for long (the replay store) must not keep that whole buffer alive.
+    pub fn detached(&self) -> Args {
+        let (a, k) = (self.args.as_ref(), self.kwargs.as_ref());
+        let mut both = Vec::with_capacity(self.len());
+        both.extend_from_slice(a.map_or(&[][..], |p| p.bytes()));
+        both.extend_from_slice(k.map_or(&[][..], |p| p.bytes()));
+        let both = bytes::Bytes::from(both);
+        let split = a.map_or(0, Payload::len);
+        Args {
+            args: a.map(|p| Payload::from_encoded(p.serializer(), both.slice(..split))),
+            kwargs: k.map(|p| Payload::from_encoded(p.serializer(), both.slice(split..))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -144,5 +160,28 @@ impl Message {
 
     pub fn name(&self) -> &'static str {
         Message::name_of(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wamp::Serializer;
+    use bytes::Bytes;
+
+    #[test]
+    fn detached_payloads_are_equal_and_no_longer_share_the_frame() {
+        let frame = Bytes::from_static(b"[16,1,{},\"t\",[1,2],{\"a\":3}] and more frames");
+        let args = Args {
+            args: Some(Payload::from_encoded(Serializer::Json, frame.slice(13..18))),
+            kwargs: Some(Payload::from_encoded(Serializer::Json, frame.slice(19..26))),
+        };
+        let d = args.detached();
+        assert_eq!(d, args);
+        assert_eq!((d.args.as_ref().unwrap().bytes().as_ref(), d.kwargs.as_ref().unwrap().bytes().as_ref()), (&b"[1,2]"[..], &b"{\"a\":3}"[..]));
+        let inside = |b: &Bytes| frame.as_ptr_range().contains(&b.as_ptr());
+        assert!(!inside(d.args.as_ref().unwrap().bytes()) && !inside(d.kwargs.as_ref().unwrap().bytes()));
+        let only_kwargs = Args { args: None, kwargs: args.kwargs.clone() }.detached();
+        assert_eq!((only_kwargs.args, only_kwargs.kwargs.unwrap().bytes().as_ref()), (None, &b"{\"a\":3}"[..]));
     }
 }

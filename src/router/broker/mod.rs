@@ -309,7 +309,7 @@ impl Broker {
             publication: PublicationId(publication),
             published_at: crate::replay::time::now_micros(),
             publisher: publisher.clone(),
-            payload: p.payload.clone(),
+            payload: p.payload.detached(),
             retain: p.retain,
             excluded: p.recipients.excluded_publisher(),
         });
