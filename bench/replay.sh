@@ -28,8 +28,8 @@
 #
 # Every JSON line, with `label`, `replay_run`, `waited_for_quiet_s` and the router log's
 # WARN/ERROR counts, is appended to bench/replay-results.jsonl. Before each trial the
-# script waits (polling every 30 s, at most 10 minutes) while a cargo or rustc process
-# runs on the machine. The router listens on 127.0.0.1:$REPLAY_WS and :$REPLAY_RAW
+# script waits (polling every 30 s, at most $REPLAY_QUIET_WAIT s, default 180) while a
+# cargo or rustc process runs on the machine. The router listens on 127.0.0.1:$REPLAY_WS and :$REPLAY_RAW
 # (default 18380, 18381).
 set -euo pipefail
 
@@ -87,7 +87,7 @@ trap 'stop; rm -rf "$TMP"' EXIT
 WAITED=0
 wait_quiet() {
     WAITED=0
-    while pgrep -x 'cargo|rustc' > /dev/null && (( WAITED < 600 )); do
+    while pgrep -x 'cargo|rustc' > /dev/null && (( WAITED < ${REPLAY_QUIET_WAIT:-180} )); do
         (( WAITED == 0 )) && echo "   (waiting for: $(pgrep -ax 'cargo|rustc' | head -n 1 | cut -c1-100))" >&2
         sleep 30
         WAITED=$((WAITED + 30))

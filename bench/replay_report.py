@@ -154,8 +154,9 @@ def main():
     waited = max((r.get("waited_for_quiet_s", 0) for r in rows), default=0)
     loud = noisy(rows)
     if loud:
-        md += [f"{loud} of {len(rows)} lines ran beside other load (`machine_not_quiet`, or the script waited up "
-               f"to {waited} s for a compilation to end before the trial).", ""]
+        wait = f"; before some trials the script waited up to {waited} s for a compilation to end" if waited else ""
+        md += [f"{loud} of {len(rows)} lines ran beside other load (other processes used more than a fifth of a "
+               f"core: `machine_not_quiet`, PostgreSQL not counted for durable runs{wait}).", ""]
 
     # Targets.
     md += ["### Figures and targets", "", "| figure | measured | target | |", "|---|---|---|---|"]
