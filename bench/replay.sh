@@ -28,7 +28,7 @@
 #
 # Every JSON line, with `label`, `replay_run`, `waited_for_quiet_s` and the router log's
 # WARN/ERROR counts, is appended to bench/replay-results.jsonl. Before each trial the
-# script waits (polling every 30 s, at most $REPLAY_QUIET_WAIT s, default 180) while a
+# script waits (polling every 30 s, at most 3 minutes per trial and 10 in all) while a
 # cargo or rustc process runs on the machine. The router listens on 127.0.0.1:$REPLAY_WS and :$REPLAY_RAW
 # (default 18380, 18381).
 set -euo pipefail
@@ -82,15 +82,20 @@ PID=""
 stop() { [[ -n "$PID" ]] && kill -TERM "$PID" 2> /dev/null && wait "$PID" 2> /dev/null; PID=""; }
 trap 'stop; rm -rf "$TMP"' EXIT
 
-# Waits while a compilation runs on the machine (it would take the cores the router and
-# the generator share); sets WAITED to the seconds waited.
+# Waits while a compilation or test run (cargo, rustc) is on the machine: it would take
+# the cores the router and the generator share. At most $REPLAY_QUIET_WAIT s per trial
+# (default 180) and $REPLAY_QUIET_BUDGET s over the whole run (default 600), so that a
+# machine that is never quiet delays the run by minutes, not hours; the lines then say
+# `machine_not_quiet`. Sets WAITED to the seconds waited before this trial.
 WAITED=0
+WAITED_TOTAL=0
 wait_quiet() {
     WAITED=0
-    while pgrep -x 'cargo|rustc' > /dev/null && (( WAITED < ${REPLAY_QUIET_WAIT:-180} )); do
+    while pgrep -x 'cargo|rustc' > /dev/null && (( WAITED < ${REPLAY_QUIET_WAIT:-180} && WAITED_TOTAL < ${REPLAY_QUIET_BUDGET:-600} )); do
         (( WAITED == 0 )) && echo "   (waiting for: $(pgrep -ax 'cargo|rustc' | head -n 1 | cut -c1-100))" >&2
         sleep 30
         WAITED=$((WAITED + 30))
+        WAITED_TOTAL=$((WAITED_TOTAL + 30))
     done
 }
 
