@@ -24,7 +24,8 @@
 #    fast subscribers, with one more reading at 10 % of the rate and without it
 #    (baseline), alternating, --slow-runs of each (bench/replay/stored.toml: 200,000
 #    events per topic, more than the 120,000 of a run).
-# 5. bench/replay_report.py: the `replay` section of BENCHMARKS.md from this run's lines.
+# 5. bench/replay_report.py: the `replay` section of BENCHMARKS.md from this run's lines
+#    (with bench/replay-notes.md, if present: profiles and diagnostic runs made by hand).
 #
 # Every JSON line, with `label`, `replay_run`, `waited_for_quiet_s` and the router log's
 # WARN/ERROR counts, is appended to bench/replay-results.jsonl. Before each trial the
@@ -205,6 +206,9 @@ for i in $(seq "$SLOW_RUNS"); do
 done
 
 if [[ $REPORT == 1 ]]; then
-    python3 "$ROOT/bench/replay_report.py" --results "$OUT" --run "$RUN_ID" --out "$ROOT/BENCHMARKS.md" \
+    # Observations made by hand (profiles, diagnostic runs) go into the section too.
+    notes=()
+    [[ -f "$ROOT/bench/replay-notes.md" ]] && notes=(--notes "$ROOT/bench/replay-notes.md")
+    python3 "$ROOT/bench/replay_report.py" --results "$OUT" --run "$RUN_ID" --out "$ROOT/BENCHMARKS.md" "${notes[@]}" \
         --command "bench/replay.sh --repeat $REPEAT --duration $DURATION --replay-trials $REPLAY_TRIALS --durable-runs $DURABLE_RUNS --slow-runs $SLOW_RUNS --slow-duration $SLOW_DURATION"
 fi
