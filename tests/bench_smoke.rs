@@ -144,3 +144,56 @@ fn smoke_websocket_msgpack() {
 fn smoke_rawsocket_msgpack() {
     smoke(&["raw"], "msgpack", "rawsocket");
 }
+
+/// The replay store's workloads at their smoke sizes against the embedded default realm
+/// (every topic stored, 1,000 events each): `replay` in both modes (1,000 events, 3
+/// trials, one JSON line each) and `slow-consumer` (10 fast subscribers and a slow one,
+/// 200/s for 2 s). `durable` needs PostgreSQL and is left to bench/replay.sh.
+#[test]
+fn smoke_replay_store_workloads() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let router = start_router();
+    let pid = router.child.id().to_string();
+    let bench = |args: &[&str]| -> Vec<Value> {
+        let out = Command::new(BENCH)
+            .args(["--url", &router.websocket, "--router-pid", &pid, "--label", "smoke", "--smoke"])
+            .args(args)
+            .output()
+            .expect("switchyard-bench runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "switchyard-bench --smoke {args:?} failed:\n{stderr}");
+        let runs: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        for r in &runs {
+            assert_eq!(r["ok"], true, "{r}");
+            assert_eq!(r["errors"], Value::Array(vec![]), "{r}");
+        }
+        runs
+    };
+
+    let replay = bench(&["replay", "--mode", "replay"]);
+    assert_eq!(replay.len(), 3, "one line per trial: {replay:?}");
+    for (i, r) in replay.iter().enumerate() {
+        assert_eq!(r["workload"], "replay");
+        assert_eq!(u(r, "trial"), i as u64 + 1);
+        assert_eq!(u(r, "events"), 1000, "{r}");
+        assert!(f(r, "subscribe_to_subscribed_ms") <= f(r, "subscribe_to_last_event_ms"), "{r}");
+    }
+    let get_events = bench(&["replay", "--mode", "get-events"]);
+    assert_eq!(get_events.len(), 3);
+    for r in &get_events {
+        assert_eq!(r["params"]["mode"], "get-events");
+        assert_eq!(u(r, "events"), 1000, "{r}");
+        assert!(f(r, "call_to_result_ms") <= f(r, "subscribe_to_result_ms"), "{r}");
+    }
+
+    let slow = bench(&["slow-consumer"]);
+    let s = &slow[0];
+    assert_eq!(s["workload"], "slow-consumer");
+    assert_eq!(u(s, "publications"), 400, "200/s for 2 s: {s}");
+    assert_eq!(u(s, "fast_events"), 4000, "{s}");
+    assert_eq!(u(s, "slow_received"), 400, "{s}");
+    for k in ["fast_disorder", "fast_gap", "fast_dropped", "slow_disorder", "slow_gap", "slow_dropped"] {
+        assert_eq!(u(s, k), 0, "{k}: {s}");
+    }
+    assert!(f(s, "fast_latency_p50_us") <= f(s, "fast_latency_p99_us"), "{s}");
+}

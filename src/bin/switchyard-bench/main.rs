@@ -9,7 +9,12 @@
 //! permission graph's PostgreSQL and a router whose realm follows it (`bench/graph.sh`):
 //! `revoke` (revocation latency under load), `graph-cold` (decisions with nothing cached,
 //! token joins) and `graph-fixture` (users and tokens for fanout/rpc on the graph realm,
-//! see `--tokens` and `--service`); none is part of `--smoke`.
+//! see `--tokens` and `--service`); none is part of `--smoke`. Three measure the replay
+//! store (`bench/replay.sh`): `replay` (history of 10,000 events to a new subscriber,
+//! by `_replay` or `wamp.subscription.get_events`), `durable` (acknowledged publications
+//! to durable topics: needs a realm with a `durable = true` rule) and `slow-consumer`
+//! (one subscriber reading at a tenth of the rate beside fast ones); `replay` and
+//! `slow-consumer` have smoke sizes (`--smoke replay`), not part of the default list.
 //!
 //! Modules: `conn` (transports), `session` (WAMP client), `stats` (percentiles),
 //! `procstat` (/proc sampling), `report` (output), one module per workload; `wire`
@@ -19,16 +24,19 @@
 
 mod cold;
 mod conn;
+mod durable;
 mod fanout;
 mod graphdb;
 mod hostile;
 mod latency;
 mod procstat;
+mod replay;
 mod report;
 mod revoke;
 mod rpc;
 mod scale;
 mod session;
+mod slow;
 mod stats;
 mod watch;
 mod wire;
@@ -48,7 +56,7 @@ use report::Run;
 #[command(
     name = "switchyard-bench",
     version,
-    about = "WAMP load generator: fan-out, RPC, latency and session-scale workloads against a router on loopback",
+    about = "WAMP load generator: fan-out, RPC, latency, session-scale and replay-store workloads against a router on loopback",
     after_help = "Examples:\n  switchyard-bench --url ws://127.0.0.1:8080/ws --router-pid $(pgrep -x switchyard) fanout --subscribers 100\n  switchyard-bench --rawsocket 127.0.0.1:8081 --serializer msgpack rpc --callers 16\n  switchyard-bench --smoke"
 )]
 struct Cli {
@@ -286,6 +294,54 @@ enum Workload {
         #[arg(long)]
         tokens_out: std::path::PathBuf,
     },
+    /// A topic's history to a new subscriber: SUBSCRIBE → last history EVENT (`--mode
+    /// replay`, `_replay: {"last": N}`) or CALL → RESULT of wamp.subscription.get_events
+    /// (`--mode get-events`); one JSON line per trial. The realm must keep ≥ N events per topic.
+    Replay {
+        /// Events stored first, then asked for by every trial.
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+        /// Trials, each a fresh session.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+        #[arg(long, value_enum, default_value = "replay")]
+        mode: replay::Mode,
+    },
+    /// Acknowledged publications to durable topics (PUBLISHED after commit), several
+    /// publishers with a window of outstanding acknowledgements each; events/s and
+    /// the router's and PostgreSQL's CPU. The realm needs a `durable = true` rule.
+    Durable {
+        #[arg(long, default_value_t = 4)]
+        publishers: usize,
+        /// Topics the publications are spread over, round robin.
+        #[arg(long, default_value_t = 1)]
+        topics: usize,
+        /// Unacknowledged publications per publisher, at most.
+        #[arg(long, default_value_t = 1000)]
+        window: usize,
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+    },
+    /// A fixed publication rate to fast subscribers and one slow one (reading at
+    /// rate × slow-fraction, then draining): the fast ones' latency, and whether the slow
+    /// one gets every event in order. --slow-fraction 0: no slow subscriber (baseline).
+    SlowConsumer {
+        #[arg(long, default_value_t = 99)]
+        fast: usize,
+        /// Publications per second.
+        #[arg(long, default_value_t = 2000)]
+        rate: u64,
+        /// The slow subscriber's reading rate as a fraction of `rate`; 0: none.
+        #[arg(long, default_value_t = 0.1)]
+        slow_fraction: f64,
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+        /// Seconds at the start whose samples are left out of the percentiles.
+        #[arg(long, default_value_t = 0.5)]
+        warmup: f64,
+    },
 }
 
 #[derive(ClapArgs, Clone)]
@@ -430,18 +486,35 @@ async fn run(cli: Cli) -> ExitCode {
             }),
         ],
         (None, false) => {
-            eprintln!("name a workload (fanout, rpc, latency, scale, hostile, revoke, graph-cold, graph-fixture) or pass --smoke; --help for more");
+            eprintln!("name a workload (fanout, rpc, latency, scale, hostile, revoke, graph-cold, graph-fixture, replay, durable, slow-consumer) or pass --smoke; --help for more");
             return ExitCode::from(2);
         }
     };
 
     let mut all_ok = true;
     for w in workloads {
-        let run: Run = match w {
+        let runs: Vec<Run> = match w {
             Workload::Fanout { subscribers, in_flight, payload, topic } => {
-                fanout::run(&ctx, fanout::Params { subscribers, in_flight: in_flight.max(1), payload, topic }).await
+                vec![fanout::run(&ctx, fanout::Params { subscribers, in_flight: in_flight.max(1), payload, topic }).await]
             }
-            Workload::Rpc { callers, payload, procedure } => rpc::run(&ctx, rpc::Params { callers: callers.max(1), payload, procedure }).await,
+            Workload::Rpc { callers, payload, procedure } => vec![rpc::run(&ctx, rpc::Params { callers: callers.max(1), payload, procedure }).await],
+            Workload::Replay { events, payload, trials, mode } => {
+                replay::run(&ctx, replay::Params { events: events.max(1), payload, trials: trials.max(1), mode }).await
+            }
+            Workload::Durable { publishers, topics, window, payload } => {
+                let p = durable::Params { publishers: publishers.max(1), topics: topics.max(1), window: window.max(1), payload };
+                vec![durable::run(&ctx, p).await]
+            }
+            Workload::SlowConsumer { fast, rate, slow_fraction, payload, warmup } => {
+                let p = slow::Params {
+                    fast,
+                    rate: rate.max(1),
+                    slow_fraction: slow_fraction.clamp(0.0, 1.0),
+                    payload,
+                    warmup: Duration::from_secs_f64(warmup.max(0.0)),
+                };
+                vec![slow::run(&ctx, p).await]
+            }
             Workload::Revoke { db, users, subscriptions_per_user, users_per_group, rate, changes, spacing_ms, warmup, timeout } => {
                 let p = revoke::Params {
                     database_url: db.database_url,
@@ -454,10 +527,10 @@ async fn run(cli: Cli) -> ExitCode {
                     warmup: Duration::from_secs_f64(warmup.max(0.0)),
                     timeout: Duration::from_secs_f64(timeout.max(0.1)),
                 };
-                revoke::run(&ctx, p).await
+                vec![revoke::run(&ctx, p).await]
             }
             Workload::GraphCold { db, users, objects, joins, concurrency } => {
-                cold::run(&ctx, cold::Params { database_url: db.database_url, users, objects, joins, concurrency }).await
+                vec![cold::run(&ctx, cold::Params { database_url: db.database_url, users, objects, joins, concurrency }).await]
             }
             Workload::GraphFixture { db, object, users, tokens_out } => {
                 if !object.starts_with("ab_") {
@@ -473,8 +546,7 @@ async fn run(cli: Cli) -> ExitCode {
                 };
             }
             Workload::Latency { rate, subscribers, payload, warmup } => {
-                latency::run(&ctx, latency::Params { rate: rate.max(1), subscribers, payload, warmup: Duration::from_secs_f64(warmup.max(0.0)) })
-                    .await
+                vec![latency::run(&ctx, latency::Params { rate: rate.max(1), subscribers, payload, warmup: Duration::from_secs_f64(warmup.max(0.0)) }).await]
             }
             Workload::Scale { sessions, procs, source_ips, connect_concurrency, event_timeout, child, proc_index, run_id } => {
                 let p = scale::Params {
@@ -489,7 +561,7 @@ async fn run(cli: Cli) -> ExitCode {
                 if child {
                     return scale::child(&ctx, p).await;
                 }
-                scale::run(&ctx, p).await
+                vec![scale::run(&ctx, p).await]
             }
             Workload::Hostile {
                 scenario,
@@ -528,11 +600,13 @@ async fn run(cli: Cli) -> ExitCode {
                     events,
                     probe_timeout: Duration::from_secs_f64(probe_timeout.max(0.1)),
                 };
-                hostile::run(&ctx, &targets, p).await
+                vec![hostile::run(&ctx, &targets, p).await]
             }
         };
-        run.print(&ctx);
-        all_ok &= run.ok();
+        for run in runs {
+            run.print(&ctx);
+            all_ok &= run.ok();
+        }
     }
     if all_ok {
         ExitCode::SUCCESS
@@ -566,6 +640,8 @@ fn smoke_size(w: &Workload) -> Workload {
             proc_index,
             run_id,
         },
-        other @ (Workload::Hostile { .. } | Workload::Revoke { .. } | Workload::GraphCold { .. } | Workload::GraphFixture { .. }) => other,
+        Workload::Replay { payload, mode, .. } => Workload::Replay { events: 1000, payload, trials: 3, mode },
+        Workload::SlowConsumer { payload, .. } => Workload::SlowConsumer { fast: 10, rate: 200, slow_fraction: 0.1, payload, warmup: 0.2 },
+        other @ (Workload::Durable { .. } | Workload::Hostile { .. } | Workload::Revoke { .. } | Workload::GraphCold { .. } | Workload::GraphFixture { .. }) => other,
     }
 }

@@ -40,6 +40,19 @@ pub fn cpu_seconds(pid: &str) -> Result<f64, String> {
     Ok(ticks as f64 / clock_ticks())
 }
 
+/// utime + stime, in seconds, summed over every process whose command name
+/// (`/proc/<pid>/comm`) is `name` (e.g. `postgres`: the server and its backends). A
+/// process that ends between two readings takes its time with it, so the difference of
+/// two readings is a lower bound.
+pub fn cpu_seconds_named(name: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())).map(str::to_owned))
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == name))
+        .filter_map(|pid| cpu_seconds(&pid).ok())
+        .sum()
+}
+
 /// Resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
 pub fn rss_kib(pid: &str) -> Result<u64, String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("/proc/{pid}/status: {e}"))?;
