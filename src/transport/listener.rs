@@ -18,6 +18,28 @@ const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// Each connection's socket send buffer (the kernel doubles it). Without a bound the
+/// kernel grows it to megabytes for a slow reader, and a writer blocked on a full buffer
+/// is woken only once a third of it has drained: a browser reading 30 KB/s would wait
+/// over a minute, meet the write timeout and be disconnected instead of being caught up
+/// from the replay store. With this bound a peer that reads about 9 KB/s or more keeps
+/// its writer moving within `write_timeout_ms` (10 s), and what it has not read waits in
+/// the router's outbox and store, not in the kernel.
+pub const SEND_BUFFER: usize = 128 * 1024;
+
+/// Sets `SO_SNDBUF`; a failure costs only the bound above, so it is logged, not fatal.
+fn bound_send_buffer(fd: std::os::fd::RawFd) {
+    let size = SEND_BUFFER as libc::c_int;
+    // SAFETY: `fd` is an open socket owned by the caller; the option value is a c_int
+    // that outlives the call.
+    let r = unsafe {
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, (&size as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t)
+    };
+    if r != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "cannot set SO_SNDBUF");
+    }
+}
+
 /// A listening socket.
 pub trait Acceptor: Send + 'static {
     type Stream: Send + 'static;
@@ -34,6 +56,7 @@ impl Acceptor for TcpListener {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
+        bound_send_buffer(std::os::fd::AsRawFd::as_raw_fd(&stream));
         Ok((stream, peer.to_string()))
     }
 }
@@ -42,6 +65,7 @@ impl Acceptor for UnixListener {
     type Stream = UnixStream;
     async fn accept(&self) -> io::Result<(UnixStream, String)> {
         let (stream, _) = UnixListener::accept(self).await?;
+        bound_send_buffer(std::os::fd::AsRawFd::as_raw_fd(&stream));
         Ok((stream, "unix".to_owned()))
     }
 }
