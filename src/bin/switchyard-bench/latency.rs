@@ -15,7 +15,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::procstat::CpuWindow;
 use crate::report::{round, thousands, Run};
-use crate::session::{describe_error, open_subscribers, wait_for_drain, Session};
+use crate::session::{describe_error, open_subscribers, wait_for_drain, watch_silent_publisher, Session};
 use crate::stats::Samples;
 use crate::Ctx;
 
@@ -96,24 +96,8 @@ async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
         });
     }
 
-    let Session { tx, rx: mut prx, .. } = Session::open_as(&ctx.target, &ctx.opts(None, 16 * 1024), &ctx.realm, &ctx.service()).await?;
-    {
-        let errors = errors.clone();
-        readers.spawn(async move {
-            loop {
-                match prx.next().await {
-                    Ok(Some(frame)) => {
-                        let what = Message::decode(ser, &frame).map(|m| describe_error(&m)).unwrap_or_else(|e| e.to_string());
-                        errors.lock().unwrap().push(format!("publisher received {what}"));
-                    }
-                    Ok(None) | Err(_) => {
-                        errors.lock().unwrap().push("the router closed the publisher's connection".into());
-                        return;
-                    }
-                }
-            }
-        });
-    }
+    let Session { tx, rx: prx, .. } = Session::open_as(&ctx.target, &ctx.opts(None, 16 * 1024), &ctx.realm, &ctx.service()).await?;
+    readers.spawn(watch_silent_publisher(prx, ser, errors.clone()));
 
     // Padding so that the Arguments are about `payload` bytes: [t, "xxx…"].
     let pad = "x".repeat(p.payload.saturating_sub(16));

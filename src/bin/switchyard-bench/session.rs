@@ -162,6 +162,23 @@ pub fn padding_args(serializer: Serializer, bytes: usize) -> Args {
     }
 }
 
+/// Reads the connection of a publisher that expects nothing back (it publishes without
+/// acknowledgement): whatever arrives, and the router closing it, is an error.
+pub async fn watch_silent_publisher(mut rx: Receiver, ser: Serializer, errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    loop {
+        match rx.next().await {
+            Ok(Some(frame)) => {
+                let what = Message::decode(ser, &frame).map(|m| describe_error(&m)).unwrap_or_else(|e| e.to_string());
+                errors.lock().unwrap().push(format!("publisher received {what}"));
+            }
+            Ok(None) | Err(_) => {
+                errors.lock().unwrap().push("the router closed the publisher's connection".into());
+                return;
+            }
+        }
+    }
+}
+
 /// A short, human-readable form of an ERROR message.
 pub fn describe_error(msg: &Message) -> String {
     match msg {

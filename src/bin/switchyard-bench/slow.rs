@@ -27,7 +27,7 @@ use tokio::time::MissedTickBehavior;
 use crate::graphdb::{http_addr, Metrics};
 use crate::procstat::CpuWindow;
 use crate::report::{round, thousands, Run};
-use crate::session::{describe_error, open_subscribers, wait_for_drain, Session};
+use crate::session::{describe_error, open_subscribers, wait_for_drain, watch_silent_publisher, Session};
 use crate::stats::Samples;
 use crate::Ctx;
 
@@ -54,10 +54,8 @@ impl Sub {
     /// Checks one EVENT's details against the position due; returns the next one due.
     fn check(&self, details: &Dict, due: u64, errors: &Mutex<Vec<String>>, who: &str) -> u64 {
         let pos = details.get("_pos").and_then(Value::as_u64);
-        if pos != Some(due) {
-            if self.disorder.fetch_add(1, Ordering::Relaxed) == 0 {
-                errors.lock().unwrap().push(format!("{who} subscriber: _pos {pos:?} where {due} was due"));
-            }
+        if pos != Some(due) && self.disorder.fetch_add(1, Ordering::Relaxed) == 0 {
+            errors.lock().unwrap().push(format!("{who} subscriber: _pos {pos:?} where {due} was due"));
         }
         if let Some(g) = details.get("_gap") {
             self.gap.fetch_add(g.as_u64().unwrap_or(1), Ordering::Relaxed);
@@ -174,24 +172,8 @@ async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
         });
     }
 
-    let Session { tx, rx: mut prx, .. } = Session::open_as(&ctx.target, &ctx.opts(None, 16 * 1024), &ctx.realm, &ctx.service()).await?;
-    {
-        let errors = errors.clone();
-        readers.spawn(async move {
-            loop {
-                match prx.next().await {
-                    Ok(Some(frame)) => {
-                        let what = Message::decode(ser, &frame).map(|m| describe_error(&m)).unwrap_or_else(|e| e.to_string());
-                        errors.lock().unwrap().push(format!("publisher received {what}"));
-                    }
-                    Ok(None) | Err(_) => {
-                        errors.lock().unwrap().push("the router closed the publisher's connection".into());
-                        return;
-                    }
-                }
-            }
-        });
-    }
+    let Session { tx, rx: prx, .. } = Session::open_as(&ctx.target, &ctx.opts(None, 16 * 1024), &ctx.realm, &ctx.service()).await?;
+    readers.spawn(watch_silent_publisher(prx, ser, errors.clone()));
 
     let metrics0 = match http {
         Some(a) => Metrics::scrape(a).await.ok(),
