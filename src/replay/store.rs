@@ -21,6 +21,7 @@ use std::time::SystemTime;
 use super::durable::{Commit, Durable, Loaded, Slot};
 use super::event::{Position, Seq, StoredEvent};
 use super::retention::Retention;
+use crate::wamp::uri::MatchPolicy;
 use super::ring::{Evicted, TopicLog};
 
 /// Number of lock stripes that order publications per topic.
@@ -161,6 +162,15 @@ impl Store {
         (0..STRIPES).map(|i| self.guard(i)).collect()
     }
 
+    /// The stripes a subscription to `uri` under `policy` spans: its topic's for an
+    /// exact subscription, every one (in index order) for a pattern.
+    pub fn lock_covering(&self, uri: &str, policy: MatchPolicy) -> Vec<StripeGuard<'_>> {
+        match policy {
+            MatchPolicy::Exact => vec![self.lock(uri)],
+            _ => self.lock_all(),
+        }
+    }
+
     /// Which of `lock_all`'s guards holds `topic`.
     pub fn stripe_of(topic: &str) -> usize {
         Store::index(topic)
@@ -171,6 +181,7 @@ impl Store {
     /// position the topic no longer has is told so, see the broker); run periodically.
     /// Durable topics keep their (empty) log so their positions go on.
     pub fn sweep(&self, now: SystemTime) {
+        let mut topics = 0;
         for i in 0..STRIPES {
             let mut g = self.guard(i);
             let mut evicted = Evicted::default();
@@ -181,9 +192,10 @@ impl Store {
                 !(log.is_empty() && log.retained().is_none() && !log.limits().durable)
             });
             g.release(evicted);
+            topics += g.stripe.logs.len();
             self.stats.evicted_age.fetch_add(evicted.events, Ordering::Relaxed);
         }
-        self.count_topics();
+        self.stats.topics.store(topics, Ordering::Relaxed);
     }
 
     fn count_topics(&self) {

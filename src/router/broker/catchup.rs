@@ -25,8 +25,7 @@ use crate::auth::Admit;
 use crate::replay::{Position, Store, StoredEvent};
 use crate::router::metrics::Metrics;
 use crate::router::outbox::{PushError, Refill};
-use crate::wamp::uri::MatchPolicy;
-use crate::wamp::{Dict, Message, Value};
+use crate::wamp::{Message, Value};
 
 /// The driver of one lagging subscriber.
 #[derive(Debug)]
@@ -169,7 +168,10 @@ impl Lagging {
             let mut lag = subscriber.lag();
             (ev.seq <= lag.history_until, std::mem::take(&mut lag.gap))
         };
-        let mut d = details(sub, ev, replayed);
+        let mut d = sub.event_details(&ev.publisher, &ev.topic, Some(ev.pos));
+        if replayed {
+            d.insert("_replayed".into(), Value::Bool(true));
+        }
         if gap > 0 {
             d.insert("_gap".into(), Value::UInt(gap));
         }
@@ -212,10 +214,7 @@ impl Lagging {
     /// Turns the subscriber live if, with publishers held off, nothing is left to
     /// catch up. False if something came in meanwhile.
     fn go_live(&self, sub: &Subscription, subscriber: &Subscriber) -> bool {
-        let guards = match sub.policy {
-            MatchPolicy::Exact => vec![self.store.lock(&sub.uri)],
-            _ => self.store.lock_all(),
-        };
+        let guards = self.store.lock_covering(&sub.uri, sub.policy);
         let mut lag = subscriber.lag();
         let behind = lag.next.iter().any(|(t, p)| stripe_for(&guards, t).log(t).is_some_and(|l| *p <= l.head()));
         if behind {
@@ -238,18 +237,4 @@ fn advance(subscriber: &Subscriber, ev: &StoredEvent) {
     if let Some((_, p)) = lag.next.iter_mut().find(|(t, _)| **t == *ev.topic) {
         *p = (*p).max(ev.pos.next());
     }
-}
-
-/// An event's details for `sub`, as live delivery would have built them, with its
-/// position and, for history, `_replayed`.
-pub(super) fn details(sub: &Subscription, ev: &StoredEvent, replayed: bool) -> Dict {
-    let mut d = (*ev.publisher).clone();
-    if sub.policy != MatchPolicy::Exact {
-        d.insert("topic".into(), (&*ev.topic).into());
-    }
-    d.insert("_pos".into(), Value::UInt(ev.pos.0));
-    if replayed {
-        d.insert("_replayed".into(), Value::Bool(true));
-    }
-    d
 }

@@ -21,11 +21,7 @@ pub struct Recipients {
 impl Recipients {
     /// Reads the publish options; a list of the wrong type is an `invalid_argument`.
     pub fn from_options(publisher: SessionId, options: &Dict) -> Result<Recipients, WampError> {
-        let exclude_me = match options.get("exclude_me") {
-            None => true,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(WampError::InvalidArgument("exclude_me must be a bool".into())),
-        };
+        let exclude_me = flag(options, "exclude_me", true)?;
         Ok(Recipients {
             publisher: exclude_me.then_some(publisher),
             exclude: ids(options, "exclude")?.unwrap_or_default(),
@@ -64,6 +60,16 @@ impl Recipients {
         self.eligible.as_ref().is_none_or(|e| e.contains(&s.id.0))
             && self.eligible_authid.as_ref().is_none_or(|e| e.contains(&s.authid))
             && self.eligible_authrole.as_ref().is_none_or(|e| e.contains(&s.authrole))
+    }
+}
+
+/// A boolean option (`exclude_me`, `retain`, `get_retained`): `default` when absent, an
+/// `invalid_argument` when not a bool.
+pub fn flag(options: &Dict, key: &str, default: bool) -> Result<bool, WampError> {
+    match options.get(key) {
+        None => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(WampError::InvalidArgument(format!("{key} must be a bool"))),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::replay::{time, Position, Seq, Store, StoredEvent, StripeGuard, TopicL
 use crate::router::error::WampError;
 use crate::wamp::ids::PublicationId;
 use crate::wamp::uri::MatchPolicy;
-use crate::wamp::{Dict, Value};
+use crate::wamp::Dict;
 
 /// Where history starts (`_replay`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,11 +41,7 @@ pub struct Start {
 impl Start {
     /// Reads `_replay` and `get_retained` from SUBSCRIBE.Options.
     pub fn from_options(options: &Dict, policy: MatchPolicy) -> Result<Start, WampError> {
-        let retained = match options.get("get_retained") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(WampError::InvalidArgument("get_retained must be a bool".into())),
-        };
+        let retained = super::filter::flag(options, "get_retained", false)?;
         let Some(replay) = options.get("_replay") else { return Ok(Start { replay: None, retained }) };
         let bad = |why: &str| WampError::InvalidArgument(format!("_replay: {why}"));
         let d = replay.as_dict().ok_or_else(|| bad("must be a dict with one of last, after_pos, after_publication, since"))?;
@@ -101,16 +97,10 @@ pub(super) fn plan(sub: &Subscription, start: &Start, stripes: &[StripeGuard<'_>
     let logs = covered(sub, stripes);
     let mut plan = Plan::default();
     match from {
-        ReplayFrom::Last(n) if logs.len() <= 1 => {
-            if let Some((topic, log)) = logs.first() {
-                let wanted = Position((log.head().0 + 1).saturating_sub(n).max(1));
-                let from = wanted.max(log.first());
-                plan.gap = from.0.saturating_sub(wanted.0).min(n);
-                plan.next.push(((*topic).clone(), from));
-            }
-        }
         ReplayFrom::Last(n) => {
-            // The last n by sequence across topics: each topic contributes a suffix.
+            // The last n by sequence across topics (one topic for an exact subscription):
+            // each topic contributes a suffix, and the gap is what the asked-for window
+            // lacks that the topics once had.
             let mut tail: Vec<(Seq, &Arc<str>, Position)> = logs
                 .iter()
                 .flat_map(|(t, log)| log.since(Position(0)).rev().take(n as usize).map(move |e| (e.seq, *t, e.pos)))
@@ -191,10 +181,7 @@ pub(super) fn query(store: &Store, sub: &Subscription, subscriber: &Subscriber, 
     let mut before: Option<Seq> = None;
     let mut after_found = q.after_publication.is_none();
     let mut evicted = 0;
-    let guards: Vec<StripeGuard<'_>> = match sub.policy {
-        MatchPolicy::Exact => vec![store.lock(&sub.uri)],
-        _ => store.lock_all(),
-    };
+    let guards = store.lock_covering(&sub.uri, sub.policy);
     for (_, log) in covered(sub, &guards) {
         evicted += log.first().0 - 1;
         for e in log.since(Position(0)) {

@@ -34,7 +34,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use patricia_tree::PatriciaMap;
 
-pub use filter::Recipients;
+pub use filter::{flag, Recipients};
 pub use history::{History, HistoryQuery, ReplayFrom, Start};
 pub use subscription::{Subscriber, Subscription};
 use subscription::{LAGGING, LIVE};
@@ -158,10 +158,7 @@ impl Broker {
     /// point and the announcement. Subscribing twice returns the same subscription and
     /// asks for no history again. `ids` is the router-scope id sequence.
     pub fn subscribe(&self, a: Attach<'_>, ids: &IdSequence, announce: impl FnOnce(u64)) -> Arc<Subscription> {
-        let stripes = match a.policy {
-            MatchPolicy::Exact => vec![self.store.lock(a.uri)],
-            _ => self.store.lock_all(),
-        };
+        let stripes = self.store.lock_covering(a.uri, a.policy);
         let mut index = write(&self.index);
         let sub = match index.find(a.uri, a.policy) {
             Some(s) => s.clone(),
@@ -274,13 +271,7 @@ impl Broker {
         let mut matching = Vec::new();
         read(&self.index).matching(p.topic, &mut matching);
         for sub in &matching {
-            let mut details = (*publisher).clone();
-            if sub.policy != MatchPolicy::Exact {
-                details.insert("topic".into(), p.topic.into());
-            }
-            if let Some(ev) = &stored {
-                details.insert("_pos".into(), Value::UInt(ev.pos.0));
-            }
+            let details = sub.event_details(&publisher, p.topic, stored.as_ref().map(|ev| ev.pos));
             let event = Message::Event { subscription: sub.id.0, publication, details, payload: p.payload.clone() };
             self.fan_out(sub, &event, &p, stored.as_ref());
         }
@@ -417,7 +408,7 @@ impl Broker {
         if subscriber.may_see(&ev) != Admit::Yes {
             return;
         }
-        let mut details = catchup::details(sub, &ev, false);
+        let mut details = sub.event_details(&ev.publisher, &ev.topic, Some(ev.pos));
         details.insert("retained".into(), Value::Bool(true));
         let msg = Message::Event { subscription: sub.id.0, publication: ev.publication.0, details, payload: ev.payload.clone() };
         if let Some(frame) = self.encode(&msg, subscriber.session.serializer) {

@@ -11,6 +11,7 @@ use crate::replay::{Position, Seq, StoredEvent};
 use crate::router::handle::SessionHandle;
 use crate::wamp::ids::{SessionId, SubscriptionId};
 use crate::wamp::uri::MatchPolicy;
+use crate::wamp::{Dict, Value};
 
 /// Events are queued to the subscriber as they are published.
 pub(super) const LIVE: u8 = 0;
@@ -102,6 +103,20 @@ impl Subscription {
 
     pub fn matches(&self, topic: &str) -> bool {
         crate::wamp::uri::matches(&self.uri, self.policy, topic)
+    }
+
+    /// EVENT.Details on this subscription, live or from the store alike: the
+    /// publisher's identity when disclosed, the topic for a pattern, the position on a
+    /// stored topic.
+    pub(super) fn event_details(&self, publisher: &Dict, topic: &str, pos: Option<Position>) -> Dict {
+        let mut d = publisher.clone();
+        if self.policy != MatchPolicy::Exact {
+            d.insert("topic".into(), topic.into());
+        }
+        if let Some(pos) = pos {
+            d.insert("_pos".into(), Value::UInt(pos.0));
+        }
+        d
     }
 }
 

@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use super::holdings::{Grounds, Holding};
 use super::{Flow, Resume, Session};
 use crate::auth::{Action, Check, Decision, Request, Undecided};
-use crate::router::broker::{Attach, Publication, Recipients, Start};
+use crate::router::broker::{flag, Attach, Publication, Recipients, Start};
 use crate::router::meta;
 use crate::replay::durable::Slot;
 use crate::router::dealer::{error_message, CallRequest};
@@ -250,11 +250,7 @@ impl Publish {
         let published = (|| {
             let recipients = Recipients::from_options(s.id, &self.options)?;
             let disclose = d.disclose || self.options.get("disclose_me").and_then(Value::as_bool).unwrap_or(false);
-            let retain = match self.options.get("retain") {
-                None => false,
-                Some(Value::Bool(b)) => *b,
-                Some(_) => return Err(WampError::InvalidArgument("retain must be a bool".into())),
-            };
+            let retain = flag(&self.options, "retain", false)?;
             let p = Publication { publisher: me, topic: &self.topic, recipients, disclose, payload: self.payload, retain, slot };
             Ok(realm.broker.publish(p))
         })();
