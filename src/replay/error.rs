@@ -71,24 +71,10 @@ impl From<sqlx::migrate::MigrateError> for ReplayError {
     }
 }
 
-/// The same classification as the permission graph's (`auth/graph/error.rs`).
+/// Unreachable as for the permission graph (`pg::unreachable`), and also a database
+/// that does not exist (3D000: dropped, or not created yet), which the store retries.
 fn unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Configuration(_) => true,
-        // SQLSTATE class 08 is "connection exception"; 57P01..57P03 are the server
-        // shutting down or starting up (57P01 is also pg_terminate_backend); 53300 is
-        // "too many connections"; 3D000 is a database that does not exist (dropped).
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "3D000")
-        }),
-        _ => false,
-    }
+    crate::pg::unreachable(e) || crate::pg::is_sqlstate(e, "3D000")
 }
 
 #[cfg(test)]

@@ -54,29 +54,11 @@ impl GraphError {
 
 impl From<sqlx::Error> for GraphError {
     fn from(e: sqlx::Error) -> GraphError {
-        if unavailable(&e) {
+        if crate::pg::unreachable(&e) {
             GraphError::Unavailable(e)
         } else {
             GraphError::Database(e)
         }
-    }
-}
-
-fn unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Configuration(_) => true,
-        // SQLSTATE class 08 is "connection exception"; 57P01..57P03 are the server
-        // shutting down or starting up; 53300 is "too many connections".
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")),
-        _ => false,
     }
 }
 
