@@ -109,7 +109,8 @@ pub struct Outbox {
     ready: Notify,
     limits: OutboxLimits,
     budget: Arc<MemoryBudget>,
-    /// Lagging subscriptions of this session, at most one entry per subscription.
+    /// Drivers of this session's lagging subscriptions (one per lagging subscription;
+    /// a stale duplicate ends itself at its next run).
     refills: Mutex<Vec<Arc<dyn Refill>>>,
     lagging: AtomicBool,
 }

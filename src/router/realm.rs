@@ -65,16 +65,20 @@ impl Realm {
         }
     }
 
-    /// Deletes the durable store's rows past retention, every ten seconds, until the
-    /// realm is dropped; returns at once for a realm without durable topics.
+    /// Deletes the durable store's rows past retention, every ten seconds, once the
+    /// store is connected (at start, or later when the database comes); returns at once
+    /// for a realm without durable topics.
     pub async fn prune_durable(self: Arc<Self>) {
-        let Some(durable) = self.broker.store().durable().cloned() else { return };
-        let retention = self.broker.store().retention().clone();
+        if !self.broker.store().retention().any_durable() {
+            return;
+        }
+        let store = self.broker.store().clone();
         drop(self);
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
         loop {
             tick.tick().await;
-            if let Err(e) = durable.prune(&retention).await {
+            let Some(durable) = store.durable() else { continue };
+            if let Err(e) = durable.prune(store.retention()).await {
                 tracing::warn!(realm = durable.realm(), error = %e, "pruning the durable event store failed; retrying later");
             }
         }
