@@ -76,14 +76,14 @@ impl Session {
                 };
                 self.reply(me, r)
             }
-            Message::Call { request, procedure, payload, .. } if meta::procedure(&procedure).is_some_and(|p| p.open) => {
-                let r = meta::procedure(&procedure).map(|p| p.call(realm, me, request, &payload));
-                let r = r.unwrap_or_else(|| Err(WampError::NoSuchProcedure(procedure)));
-                self.reply(me, r.map(Some).map_err(|e| (code::CALL, request, e)))
-            }
-            Message::Call { request, options, procedure, payload } => {
-                self.authorized(realm, me, Call { request, options, procedure, payload })
-            }
+            Message::Call { request, options, procedure, payload } => match meta::procedure(&procedure) {
+                // The router's own procedures that need no permission answer at once.
+                Some(p) if p.open => {
+                    let r = p.call(realm, me, request, &payload);
+                    self.reply(me, r.map(Some).map_err(|e| (code::CALL, request, e)))
+                }
+                _ => self.authorized(realm, me, Call { request, options, procedure, payload }),
+            },
             Message::Cancel { request, options } => {
                 let r = realm.dealer.cancel(self.id, request, &options).map(|()| None).map_err(|e| (code::CANCEL, request, e));
                 self.reply(me, r)
