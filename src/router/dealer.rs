@@ -175,14 +175,11 @@ impl Dealer {
 
     /// Routes a CALL to its callee as an INVOCATION.
     pub fn call(&self, caller: &Arc<SessionHandle>, req: CallRequest) -> Result<(), WampError> {
-        let reg = self
-            .procedures
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .by_uri
-            .get(&req.procedure)
-            .cloned()
-            .ok_or_else(|| WampError::NoSuchProcedure(req.procedure.clone()))?;
+        // The INVOCATION is queued under the procedures lock that UNREGISTER must take,
+        // so none can follow the callee's UNREGISTERED (a registration found here
+        // cannot be removed until its invocation is on the callee's outbox).
+        let procs = self.procedures.read().unwrap_or_else(|p| p.into_inner());
+        let reg = procs.by_uri.get(&req.procedure).ok_or_else(|| WampError::NoSuchProcedure(req.procedure.clone()))?;
         match reg.guard.as_ref().map_or(Admit::Yes, |g| g.admits(&reg.uri)) {
             Admit::Yes => {}
             // Withdrawn: the registration is on its way out.
