@@ -15,6 +15,7 @@ pub mod handle;
 pub mod meta;
 pub mod metrics;
 pub mod outbox;
+pub mod patterns;
 pub mod realm;
 pub mod session;
 

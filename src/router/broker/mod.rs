@@ -2,8 +2,7 @@
 //!
 //! One subscription per (topic, match policy), shared by all its subscribers, so an
 //! EVENT is encoded once per subscription and serializer and the same `Bytes` is queued
-//! to every subscriber. Lookups: exact topics in a hash map, prefixes in a patricia
-//! tree, wildcards in a component trie.
+//! to every subscriber. Lookups go through `router::patterns`.
 //!
 //! Publications on one topic are ordered by its stripe of the replay store
 //! (`replay::Store`): under that lock a stored topic's event gets its position, is
@@ -25,24 +24,22 @@ mod catchup;
 mod filter;
 mod history;
 mod subscription;
-mod wildcard;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use patricia_tree::PatriciaMap;
 
 pub use filter::{flag, Recipients};
 pub use history::{History, HistoryQuery, ReplayFrom, Start};
 pub use subscription::{Subscriber, Subscription};
 use subscription::{LAGGING, LIVE};
-use wildcard::WildcardTrie;
 
 use super::handle::SessionHandle;
 use super::metrics::Metrics;
 use super::outbox::PushError;
+use super::patterns::Patterns;
 use crate::auth::{Admit, Guard};
 use crate::replay::durable::{Commit, Slot};
 use crate::replay::{Seq, Store, StoredEvent, StripeGuard};
@@ -52,45 +49,27 @@ use crate::wamp::{Args, Dict, Message, Serializer, Value};
 
 #[derive(Debug, Default)]
 struct Index {
-    exact: std::collections::HashMap<String, Arc<Subscription>>,
-    prefix: PatriciaMap<Arc<Subscription>>,
-    wildcard: WildcardTrie<Arc<Subscription>>,
+    patterns: Patterns<Arc<Subscription>>,
     by_id: std::collections::HashMap<SubscriptionId, Arc<Subscription>>,
 }
 
 impl Index {
     fn find(&self, uri: &str, policy: MatchPolicy) -> Option<&Arc<Subscription>> {
-        match policy {
-            MatchPolicy::Exact => self.exact.get(uri),
-            MatchPolicy::Prefix => self.prefix.get(uri),
-            MatchPolicy::Wildcard => self.wildcard.get(uri),
-        }
+        self.patterns.get(uri, policy)
     }
 
     fn insert(&mut self, sub: Arc<Subscription>) {
-        match sub.policy {
-            MatchPolicy::Exact => drop(self.exact.insert(sub.uri.clone(), sub.clone())),
-            MatchPolicy::Prefix => drop(self.prefix.insert(sub.uri.as_str(), sub.clone())),
-            MatchPolicy::Wildcard => self.wildcard.insert(&sub.uri, sub.clone()),
-        }
+        self.patterns.insert(&sub.uri, sub.policy, sub.clone());
         self.by_id.insert(sub.id, sub);
     }
 
     fn remove(&mut self, sub: &Subscription) {
-        match sub.policy {
-            MatchPolicy::Exact => drop(self.exact.remove(&sub.uri)),
-            MatchPolicy::Prefix => drop(self.prefix.remove(sub.uri.as_str())),
-            MatchPolicy::Wildcard => drop(self.wildcard.remove(&sub.uri)),
-        }
+        self.patterns.remove(&sub.uri, sub.policy);
         self.by_id.remove(&sub.id);
     }
 
     fn matching(&self, topic: &str, out: &mut Vec<Arc<Subscription>>) {
-        if let Some(s) = self.exact.get(topic) {
-            out.push(s.clone());
-        }
-        out.extend(self.prefix.common_prefixes(topic).map(|(_, s)| s.clone()));
-        self.wildcard.matches(topic, out);
+        self.patterns.matching(topic, out);
     }
 }
 

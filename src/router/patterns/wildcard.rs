@@ -1,4 +1,5 @@
-//! A component trie for wildcard patterns. WAMP wildcards match exactly one component
+//! A component trie for wildcard patterns, shared by subscriptions (every match) and
+//! registrations (the best match). WAMP wildcards match exactly one component
 //! per empty pattern component and require the same number of components, a semantics
 //! no general-purpose crate offers. A lookup walks at most two branches per component
 //! (the literal one and the wildcard one), never the list of all patterns.
@@ -81,6 +82,23 @@ impl<T: Clone> WildcardTrie<T> {
         let parts: Vec<&str> = uri.split('.').collect();
         collect(&self.root, &parts, out);
     }
+
+    /// The best pattern matching `uri` by the spec's order for pattern-based
+    /// registrations: the longest run of literal components before the first wildcard,
+    /// then before the next, and so on. Trying the literal branch before the wildcard at
+    /// every component finds exactly that pattern first, so the walk stops at the first
+    /// match instead of collecting them all.
+    pub fn best(&self, uri: &str) -> Option<&T> {
+        let parts: Vec<&str> = uri.split('.').collect();
+        first(&self.root, &parts)
+    }
+}
+
+fn first<'a, T>(node: &'a Node<T>, parts: &[&str]) -> Option<&'a T> {
+    let Some((head, rest)) = parts.split_first() else {
+        return node.value.as_ref();
+    };
+    node.literal.get(*head).and_then(|child| first(child, rest)).or_else(|| node.wildcard.as_deref().and_then(|child| first(child, rest)))
 }
 
 fn remove_at<T>(node: &mut Node<T>, parts: &[&str]) -> Option<T> {
@@ -139,6 +157,19 @@ mod tests {
         out.clear();
         t.matches("com.myapp.user.x.update", &mut out);
         assert!(out.is_empty());
+    }
+
+    /// The spec's examples for calls matching several wildcard registrations.
+    #[test]
+    fn best_prefers_the_longest_literal_runs_from_the_left() {
+        let mut t = WildcardTrie::default();
+        for (i, p) in ["a1.b2..d4.e5", "a1.b2.c3..e5", "a1.b2..d4.e5..g7", "a1.b2..d4..f6.g7"].iter().enumerate() {
+            t.insert(p, i + 4);
+        }
+        assert_eq!(t.best("a1.b2.c55.d4.e5"), Some(&4));
+        assert_eq!(t.best("a1.b2.c3.d4.e5"), Some(&5));
+        assert_eq!(t.best("a1.b2.c88.d4.e5.f6.g7"), Some(&6));
+        assert_eq!(t.best("a2.b2.c2.d2.e2"), None);
     }
 
     #[test]
@@ -200,6 +231,13 @@ mod properties {
                 let mut want: Vec<String> = model.iter().filter(|p| wildcard_matches(p, t)).cloned().collect();
                 want.sort();
                 prop_assert_eq!(got, want);
+            }
+            for t in &topics {
+                // The model's best: literal runs compared left to right, that is the
+                // positions of the wildcards compared with the later one winning.
+                let key = |p: &String| p.split('.').map(|c| !c.is_empty()).collect::<Vec<bool>>();
+                let want = model.iter().filter(|p| wildcard_matches(p, t)).max_by_key(|p| key(p));
+                prop_assert_eq!(trie.best(t), want);
             }
             for p in &model {
                 trie.remove(p);
