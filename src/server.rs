@@ -65,6 +65,7 @@ impl Server {
         for realm in router.realms() {
             tasks.spawn(realm.clone().follow_changes());
             tasks.spawn(realm.clone().sweep_store());
+            tasks.spawn(realm.clone().expire_calls());
             tasks.spawn(realm.clone().prune_durable());
         }
         for follow in follows {

@@ -148,6 +148,7 @@ fn realm_config() -> RealmConfig {
         principals: vec![principal("alice"), principal("bob")],
         graph: None,
         replay: switchyard::config::ReplayConfig::none(),
+        limits: Default::default(),
     }
 }
 

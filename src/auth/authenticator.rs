@@ -222,6 +222,7 @@ mod tests {
             principals: vec![PrincipalConfig { authid: "alice".into(), ticket: "s3cret".into(), role: "user".into() }],
                 graph: None,
                 replay: crate::config::ReplayConfig::none(),
+                limits: Default::default(),
             },
             3,
         )

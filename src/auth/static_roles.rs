@@ -128,6 +128,7 @@ mod tests {
             principals: vec![],
             graph: None,
             replay: crate::config::ReplayConfig::none(),
+            limits: Default::default(),
         })
     }
 

@@ -11,6 +11,7 @@ mod error;
 mod policy;
 mod raw;
 mod realm;
+mod realm_limits;
 mod replay;
 mod uri;
 mod validate;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use crate::wamp::uri::MatchPolicy;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use policy::GRAPH_ROLES;
 
 /// The complete router configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +128,16 @@ pub struct RealmConfig {
     pub graph: Option<GraphConfig>,
     /// Which topics the replay store keeps, and how much of them.
     pub replay: ReplayConfig,
+    /// What this realm's sessions may use (`[limits]` of the realm).
+    pub limits: RealmLimits,
+}
+
+/// The limits of one realm; `None`: no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RealmLimits {
+    /// The longest a call may run before the router ends it with `wamp.error.timeout`,
+    /// whatever `CALL.Options.timeout` asks (a call asking for none gets this one).
+    pub max_call_timeout: Option<Duration>,
 }
 
 /// The replay store of a realm (`[replay]` in a realm file).
@@ -436,6 +448,7 @@ impl RealmConfig {
             graph: None,
             // Without a file every topic keeps recent history, within 64 MiB for the realm.
             replay: ReplayConfig::store_everything(),
+            limits: Default::default(),
         }
     }
 }

@@ -20,6 +20,10 @@ const DEFAULT_CACHE_OBJECTS: usize = 100_000;
 
 /// Validates `[graph]` of a realm found in `src`; its policy file is resolved against
 /// the folder of `src`.
+/// The authroles of the graph's users (`auth::graph::USER_ROLE`, `ADMIN_ROLE`): a rule
+/// may name them without the realm file defining them, the graph decides who has them.
+pub const GRAPH_ROLES: [&str; 2] = ["user", "admin"];
+
 pub(super) fn graph(src: &Source, raw: Spanned<RawGraph>, roles: &[RoleConfig], errors: &mut Vec<ConfigError>) -> GraphConfig {
     let raw = raw.into_inner();
     let cache = |v: Option<Spanned<i64>>, default: usize, errors: &mut Vec<ConfigError>| match v {
@@ -129,7 +133,7 @@ impl RequirementSite<'_> {
             parsed => parsed,
         });
         for r in &role_names {
-            if !self.roles.iter().any(|known| known.name == *r) {
+            if !self.roles.iter().any(|known| known.name == *r) && !GRAPH_ROLES.contains(&r.as_str()) {
                 error(format!("role `{r}` is not defined in the realm"));
             }
         }

@@ -75,6 +75,14 @@ pub(super) struct RawRealm {
     pub principals: Vec<RawPrincipal>,
     pub graph: Option<Spanned<RawGraph>>,
     pub replay: Option<RawReplay>,
+    pub limits: Option<RawRealmLimits>,
+}
+
+/// `[limits]` of a realm.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRealmLimits {
+    pub max_call_timeout_ms: Option<Spanned<i64>>,
 }
 
 /// `[replay]` of a realm.

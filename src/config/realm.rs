@@ -73,6 +73,7 @@ fn realm(src: &Source, raw: RawRealm, errors: &mut Vec<ConfigError>) -> RealmCon
     let replay = raw
         .replay
         .map_or_else(ReplayConfig::none, |r| super::replay::replay(src, r, errors));
+    let limits = raw.limits.map(|l| super::realm_limits::realm_limits(src, &l, errors)).unwrap_or_default();
     RealmConfig {
         name,
         anonymous,
@@ -80,6 +81,7 @@ fn realm(src: &Source, raw: RawRealm, errors: &mut Vec<ConfigError>) -> RealmCon
         principals,
         graph,
         replay,
+        limits,
     }
 }
 

@@ -32,8 +32,15 @@ pub enum WampError {
     NoSuchProcedure(String),
     #[error("a procedure is already registered under '{0}'")]
     ProcedureAlreadyExists(String),
+    #[error("'{uri}' is registered with invocation policy '{held}', not '{asked}'")]
+    InvocationPolicyConflict { uri: String, held: &'static str, asked: &'static str },
+    /// The router ended a call at its timeout (spec: dealer-initiated call timeout).
+    #[error("{0}")]
+    Timeout(String),
     #[error("no registration {0} of this session")]
     NoSuchRegistration(u64),
+    #[error("no session {0} in this realm")]
+    NoSuchSession(u64),
     #[error("no subscription {0} of this session")]
     NoSuchSubscription(u64),
     #[error("{0}")]
@@ -61,8 +68,11 @@ impl WampError {
             WampError::InvalidArgument(_) => "wamp.error.invalid_argument",
             WampError::NoSuchProcedure(_) => "wamp.error.no_such_procedure",
             WampError::ProcedureAlreadyExists(_) => "wamp.error.procedure_already_exists",
+            WampError::InvocationPolicyConflict { .. } => "wamp.error.procedure_exists_with_different_invocation_policy",
+            WampError::Timeout(_) => "wamp.error.timeout",
             WampError::NoSuchRegistration(_) => "wamp.error.no_such_registration",
             WampError::NoSuchSubscription(_) => "wamp.error.no_such_subscription",
+            WampError::NoSuchSession(_) => "wamp.error.no_such_session",
             WampError::Canceled(_) => "wamp.error.canceled",
             WampError::Unavailable(_) => "wamp.error.unavailable",
             WampError::PayloadSizeExceeded(_) => "wamp.error.payload_size_exceeded",

@@ -11,6 +11,9 @@ const BROKER_FEATURES: &[&str] = &[
     // UNSUBSCRIBED with request 0 when a permission is withdrawn (tests/workbench,
     // tests/authorization, the interop suites' workbench tests).
     "subscription_revocation",
+    // The meta API (router/meta; tests/meta.rs and the interop suites' meta tests).
+    "session_meta_api",
+    "subscription_meta_api",
 ];
 
 /// Announced by realms that store events (a `[replay]` rule): history through
@@ -18,8 +21,20 @@ const BROKER_FEATURES: &[&str] = &[
 /// interop suites' replay tests).
 const STORE_FEATURES: &[&str] = &["event_history", "event_retention"];
 
-const DEALER_FEATURES: &[&str] =
-    &["caller_identification", "progressive_call_results", "call_canceling", "registration_revocation"];
+const DEALER_FEATURES: &[&str] = &[
+    "caller_identification",
+    "progressive_call_results",
+    "call_canceling",
+    "registration_revocation",
+    // router/dealer; tests/rpc_advanced.rs and the interop suites' RPC tests.
+    "shared_registration",
+    "pattern_based_registration",
+    "call_timeout",
+    // router/meta.
+    "session_meta_api",
+    "registration_meta_api",
+    "testament_meta_api",
+];
 
 fn features(names: &[&str]) -> Value {
     let f: Dict = names.iter().map(|n| ((*n).to_owned(), Value::Bool(true))).collect();
@@ -40,14 +55,28 @@ mod tests {
     fn roles_list_exactly_the_implemented_features() {
         let roles = router_roles(false);
         let broker = roles.as_dict().unwrap()["broker"].as_dict().unwrap()["features"].as_dict().unwrap();
-        assert_eq!(broker.len(), 5);
+        assert_eq!(broker.len(), 7);
         assert_eq!(broker.get("event_history"), None, "a realm that stores nothing has no history");
         let roles = router_roles(true);
         let broker = roles.as_dict().unwrap()["broker"].as_dict().unwrap()["features"].as_dict().unwrap();
-        assert_eq!((broker.len(), &broker["event_history"], &broker["event_retention"]), (7, &Value::Bool(true), &Value::Bool(true)));
+        assert_eq!((broker.len(), &broker["event_history"], &broker["event_retention"]), (9, &Value::Bool(true), &Value::Bool(true)));
         assert_eq!(broker["subscription_revocation"], Value::Bool(true));
         assert_eq!(broker["pattern_based_subscription"], Value::Bool(true));
         let dealer = roles.as_dict().unwrap()["dealer"].as_dict().unwrap()["features"].as_dict().unwrap();
-        assert_eq!(dealer.keys().cloned().collect::<Vec<_>>(), vec!["call_canceling", "caller_identification", "progressive_call_results", "registration_revocation"]);
+        assert_eq!(
+            dealer.keys().cloned().collect::<Vec<_>>(),
+            vec![
+                "call_canceling",
+                "call_timeout",
+                "caller_identification",
+                "pattern_based_registration",
+                "progressive_call_results",
+                "registration_meta_api",
+                "registration_revocation",
+                "session_meta_api",
+                "shared_registration",
+                "testament_meta_api"
+            ]
+        );
     }
 }

@@ -32,6 +32,7 @@ pub struct SessionHandle {
     pub authid: String,
     pub authrole: String,
     pub authmethod: String,
+    pub authprovider: &'static str,
     /// What this session may do: its realm's authorizer's view of it.
     pub permissions: Arc<dyn Permissions>,
     /// The credential the session was opened with, when it can be revoked (see
@@ -75,6 +76,7 @@ impl SessionHandle {
             authid: principal.authid,
             authrole: principal.authrole,
             authmethod: principal.authmethod.to_owned(),
+            authprovider: principal.authprovider,
             token: principal.token,
             expires_at: principal.expires_at,
             permissions,

@@ -73,6 +73,7 @@ pub struct Metrics {
     pub calls: Counter,
     /// CALLs refused because the caller had `max_calls_per_session` in flight.
     pub calls_refused: Counter,
+    pub calls_timed_out: Counter,
     pub protocol_violations: Counter,
     /// Messages refused for a payload the router cannot carry (too deep, not representable).
     pub payloads_refused: Counter,
@@ -115,6 +116,7 @@ impl Metrics {
             events_dropped_untranscodable: Counter::default(),
             calls: Counter::default(),
             calls_refused: Counter::default(),
+            calls_timed_out: Counter::default(),
             protocol_violations: Counter::default(),
             payloads_refused: Counter::default(),
             oversized_messages: Counter::default(),
@@ -179,6 +181,7 @@ impl Metrics {
         registry.register("event_encodes", "EVENT frames encoded (once per subscription and serializer)", m.event_encodes.clone());
         registry.register("calls", "CALLs routed to a callee", m.calls.clone());
         registry.register("calls_refused", "CALLs refused: the caller had max_calls_per_session in flight", m.calls_refused.clone());
+        registry.register("calls_timed_out", "Calls ended by the router at their timeout (wamp.error.timeout)", m.calls_timed_out.clone());
         registry.register("protocol_violations", "Sessions aborted for a protocol violation", m.protocol_violations.clone());
         registry.register(
             "payloads_refused",

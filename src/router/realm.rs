@@ -10,14 +10,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::broker::Broker;
+use super::broker::{Broker, Unsubscribed};
 use super::control::{Closing, Control};
-use super::dealer::Dealer;
+use super::dealer::{Dealer, Detached};
 use super::handle::SessionHandle;
 use super::metrics::Metrics;
 use super::RealmAuth;
 use crate::auth::{Authenticator, Authorizer, ChangeBatch, StaticRoles};
-use crate::config::{Limits, RealmConfig};
+use crate::config::{Limits, RealmConfig, RealmLimits};
 use crate::replay::{self, Retention, Rule, Store};
 use crate::wamp::ids::{IdSequence, SessionId, SubscriptionId};
 
@@ -36,6 +36,7 @@ pub struct Realm {
     pub authorizer: Arc<dyn Authorizer>,
     /// Router-scope ids (subscriptions, registrations).
     pub ids: IdSequence,
+    pub limits: RealmLimits,
     sessions: RwLock<Sessions>,
     metrics: Arc<Metrics>,
 }
@@ -60,6 +61,7 @@ impl Realm {
             authenticator,
             authorizer: auth.authorizer,
             ids: IdSequence::new(),
+            limits: cfg.limits.clone(),
             sessions: RwLock::default(),
             metrics,
         }
@@ -81,6 +83,23 @@ impl Realm {
             if let Err(e) = durable.prune(store.retention()).await {
                 tracing::warn!(realm = durable.realm(), error = %e, "pruning the durable event store failed; retrying later");
             }
+        }
+    }
+
+    /// Ends calls at their timeout as the deadlines pass, until the realm is dropped.
+    pub async fn expire_calls(self: Arc<Self>) {
+        let timer = self.dealer.timer();
+        let realm = Arc::downgrade(&self);
+        drop(self);
+        loop {
+            let next = match realm.upgrade() {
+                Some(realm) => realm.dealer.expire(std::time::Instant::now()),
+                None => return,
+            };
+            // Woken early by a call with an earlier deadline; at least once a second,
+            // to notice a dropped realm.
+            let wait = next.unwrap_or_else(|| std::time::Instant::now() + std::time::Duration::from_secs(1));
+            let _ = tokio::time::timeout_at(wait.into(), timer.notified()).await;
         }
     }
 
@@ -133,11 +152,15 @@ impl Realm {
     /// Removes a session and everything it held: its subscriptions and registrations
     /// (the ids it passes in, so leaving costs what the session held, not the realm's
     /// size) and its calls in flight.
-    pub fn leave(&self, id: SessionId, subscriptions: impl IntoIterator<Item = u64>, registrations: impl IntoIterator<Item = u64>) {
-        for sub in subscriptions {
-            self.broker.unsubscribe(id, SubscriptionId(sub));
-        }
-        self.dealer.session_closed(id, registrations);
+    /// Returns what it detached from, for the meta events.
+    pub fn leave(
+        &self,
+        id: SessionId,
+        subscriptions: impl IntoIterator<Item = u64>,
+        registrations: impl IntoIterator<Item = u64>,
+    ) -> (Vec<Unsubscribed>, Vec<Detached>) {
+        let unsubscribed = subscriptions.into_iter().filter_map(|sub| self.broker.unsubscribe(id, SubscriptionId(sub))).collect();
+        let unregistered = self.dealer.session_closed(id, registrations);
         let mut s = self.write();
         if let Some(handle) = s.by_id.remove(&id) {
             if let Some(ids) = s.by_authid.get_mut(&handle.authid) {
@@ -147,6 +170,11 @@ impl Realm {
                 }
             }
         }
+        (unsubscribed, unregistered)
+    }
+
+    pub fn session(&self, id: SessionId) -> Option<Arc<SessionHandle>> {
+        self.read().by_id.get(&id).cloned()
     }
 
     pub fn session_count(&self) -> usize {

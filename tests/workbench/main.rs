@@ -50,6 +50,7 @@ pub fn config(database_url: &str) -> Config {
             policy: policy(),
         }),
         replay: switchyard::config::ReplayConfig::none(),
+        limits: Default::default(),
     };
     Config { listen: "127.0.0.1:0".parse().unwrap(), rawsocket: None, realms: vec![realm], ..Config::default() }
 }

@@ -57,6 +57,9 @@ export const BROKER_FEATURES = [
   'subscriber_blackwhite_listing',
   'pattern_based_subscription',
   'subscription_revocation',
+  // meta.test.mjs
+  'session_meta_api',
+  'subscription_meta_api',
   // Announced by realms that store events (realm1 stores every topic): replay.test.mjs.
   'event_history',
   'event_retention',
@@ -66,6 +69,14 @@ export const DEALER_FEATURES = [
   'progressive_call_results',
   'call_canceling',
   'registration_revocation',
+  // rpc_advanced.test.mjs
+  'shared_registration',
+  'pattern_based_registration',
+  'call_timeout',
+  // meta.test.mjs
+  'session_meta_api',
+  'registration_meta_api',
+  'testament_meta_api',
 ];
 
 // The TOML configuration shared with the autobahn-python suite (ticket principal

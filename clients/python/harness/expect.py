@@ -8,6 +8,8 @@ BROKER_FEATURES = {
     "subscriber_blackwhite_listing", # tests/test_pubsub.py::test_black_white_listing
     "pattern_based_subscription",    # tests/test_patterns.py
     "subscription_revocation",       # tests/test_workbench.py
+    "session_meta_api",              # tests/test_meta.py
+    "subscription_meta_api",         # tests/test_meta.py
     # Announced by realms that store events (realm1 stores every topic):
     "event_history",                 # tests/test_replay.py (get_events)
     "event_retention",               # tests/test_replay.py (retain / get_retained)
@@ -17,6 +19,12 @@ DEALER_FEATURES = {
     "progressive_call_results",      # tests/test_rpc.py::test_progressive_call_results*
     "call_canceling",                # tests/test_rpc.py::test_call_cancel*
     "registration_revocation",       # tests/test_workbench.py
+    "shared_registration",           # tests/test_rpc_advanced.py
+    "pattern_based_registration",    # tests/test_rpc_advanced.py
+    "call_timeout",                  # tests/test_rpc_advanced.py
+    "session_meta_api",              # tests/test_meta.py
+    "registration_meta_api",         # tests/test_meta.py
+    "testament_meta_api",            # tests/test_meta.py
 }
 
 MAX_SESSION_ID = 2 ** 53

@@ -26,8 +26,9 @@ use crate::auth::{
 use crate::wamp::uri::MatchPolicy;
 
 /// The authroles of the graph's users (`admin` for its admins).
-pub const USER_ROLE: &str = "user";
-pub const ADMIN_ROLE: &str = "admin";
+/// Policy files may name them without defining them (`config::GRAPH_ROLES`).
+pub const USER_ROLE: &str = crate::config::GRAPH_ROLES[0];
+pub const ADMIN_ROLE: &str = crate::config::GRAPH_ROLES[1];
 
 #[derive(Debug)]
 struct Inner {
@@ -133,7 +134,14 @@ impl GraphPermissions {
             }
             Holder::User(p) => match (need.level, m.object) {
                 (Some(level), Some(object)) => self.level_check(p, level, object),
-                _ => allowed(need.admits_role(USER_ROLE), false),
+                _ if need.admits_role(USER_ROLE) => allowed(true, false),
+                // A rule for admins (the meta API): decided by the graph's own admin
+                // flag, so withdrawing it revokes what it allowed.
+                _ if need.admits_role(ADMIN_ROLE) => match p.standing() {
+                    None => Check::Ask,
+                    Some(standing) => allowed(standing == Standing::Admin, true),
+                },
+                _ => allowed(false, false),
             },
         }
     }

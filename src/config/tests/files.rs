@@ -74,7 +74,7 @@ fn errors_from_every_file_are_reported() {
                 dir.join("realms/c.toml"),
                 2,
                 1,
-                "unknown key `bogus`, expected one of `name`, `anonymous`, `roles`, `principals`, `graph`, `replay`"
+                "unknown key `bogus`, expected one of `name`, `anonymous`, `roles`, `principals`, `graph`, `replay`, `limits`"
             ),
         ]
     );

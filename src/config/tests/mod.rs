@@ -160,6 +160,7 @@ fn default_config_values() {
                 durable: false,
             }],
         },
+        limits: Default::default(),
     };
     assert_eq!(c.realms, vec![expected_realm]);
 }
@@ -347,6 +348,7 @@ fn full_realms() -> Vec<RealmConfig> {
             principals: vec![alice],
             graph: None,
             replay: ReplayConfig::none(),
+            limits: Default::default(),
         },
         RealmConfig {
             name: "realm2".to_string(),
@@ -355,6 +357,7 @@ fn full_realms() -> Vec<RealmConfig> {
             principals: vec![],
             graph: None,
             replay: ReplayConfig::none(),
+            limits: Default::default(),
         },
     ]
 }
@@ -410,7 +413,20 @@ fn shipped_example_files_load_as_the_default() {
     assert_eq!(workbench.name, "workbench");
     let graph = workbench.graph.expect("authorized by the graph");
     let rules: Vec<String> = graph.policy.rules.iter().map(|r| r.uri()).collect();
-    assert_eq!(rules, ["containers.{object}.logs", "containers.{object}.events", "records.{object}.changes", "dispatch.containers"]);
+    assert_eq!(
+        rules,
+        [
+            "containers.{object}.logs",
+            "containers.{object}.events",
+            "records.{object}.changes",
+            "dispatch.containers",
+            "wamp.session.{object}",
+            "wamp.subscription.{object}",
+            "wamp.registration.{object}",
+            "wamp.session.add_testament",
+            "wamp.session.flush_testaments"
+        ]
+    );
     assert_eq!((graph.migrate, graph.database_url), (true, None));
     // The shipped files spell out every default, and realms/realm1.toml grants
     // anonymous everything, exactly like the embedded default.
@@ -482,5 +498,17 @@ fn column_counts_characters_not_bytes() {
             37,
             "unknown match policy `nope`, expected `exact`, `prefix` or `wildcard`"
         )]
+    );
+}
+
+#[test]
+fn realm_limits_are_read_and_checked() {
+    let cfg = parse("[[realms]]\nname = \"r\"\n[realms.limits]\nmax_call_timeout_ms = 2500\n").unwrap();
+    assert_eq!(cfg.realms[0].limits, RealmLimits { max_call_timeout: Some(Duration::from_millis(2500)) });
+    let cfg = parse("[[realms]]\nname = \"r\"\n").unwrap();
+    assert_eq!(cfg.realms[0].limits, RealmLimits::default());
+    assert_eq!(
+        errors("[[realms]]\nname = \"r\"\n[realms.limits]\nmax_call_timeout_ms = 0\n"),
+        vec![err(MAIN, 4, 23, "`max_call_timeout_ms` must be greater than 0, got 0")]
     );
 }

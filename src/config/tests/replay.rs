@@ -264,7 +264,7 @@ fn unknown_keys() {
             MAIN,
             3,
             1,
-            "unknown key `retention`, expected one of `name`, `anonymous`, `roles`, `principals`, `graph`, `replay`"
+            "unknown key `retention`, expected one of `name`, `anonymous`, `roles`, `principals`, `graph`, `replay`, `limits`"
         )]
     );
     let text = format!("{REALM}[realms.replay]\nbudget = 1\n");

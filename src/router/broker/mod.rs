@@ -84,7 +84,8 @@ pub struct Broker {
 
 /// What a publication needs besides its topic and payload.
 pub struct Publication<'a> {
-    pub publisher: &'a SessionHandle,
+    /// The publishing session; `None` for the router's own events (the meta API).
+    pub publisher: Option<&'a SessionHandle>,
     pub topic: &'a str,
     pub recipients: Recipients,
     pub disclose: bool,
@@ -101,6 +102,21 @@ pub struct Published {
     pub publication: u64,
     pub stored: Option<Arc<StoredEvent>>,
     pub commit: Option<Commit>,
+}
+
+/// A session attached to a subscription: `created` when the subscription is new,
+/// `added` unless the session was already subscribed.
+pub struct Subscribed {
+    pub sub: Arc<Subscription>,
+    pub created: bool,
+    pub added: bool,
+}
+
+/// A session detached from a subscription; `deleted` when it was the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsubscribed {
+    pub subscription: SubscriptionId,
+    pub deleted: bool,
 }
 
 /// A new subscriber: who, to what, under which guard, and from where.
@@ -136,11 +152,13 @@ impl Broker {
     /// (every stripe, for a pattern) is held: no event can come between the attach
     /// point and the announcement. Subscribing twice returns the same subscription and
     /// asks for no history again. `ids` is the router-scope id sequence.
-    pub fn subscribe(&self, a: Attach<'_>, ids: &IdSequence, announce: impl FnOnce(u64)) -> Arc<Subscription> {
+    pub fn subscribe(&self, a: Attach<'_>, ids: &IdSequence, announce: impl FnOnce(u64)) -> Subscribed {
         let stripes = self.store.lock_covering(a.uri, a.policy);
         let mut index = write(&self.index);
-        let sub = match index.find(a.uri, a.policy) {
-            Some(s) => s.clone(),
+        let found = index.find(a.uri, a.policy).cloned();
+        let created = found.is_none();
+        let sub = match found {
+            Some(s) => s,
             None => {
                 let s = Arc::new(Subscription {
                     id: SubscriptionId(ids.next()),
@@ -159,7 +177,7 @@ impl Broker {
             drop(subs);
             drop(index);
             announce(sub.id.0);
-            return sub;
+            return Subscribed { sub, created: false, added: false };
         }
         drop(index);
         let attached = self.store.last_seq();
@@ -191,24 +209,60 @@ impl Broker {
             self.metrics.replays.inc();
             catchup::start(&self.store, &self.metrics, &sub, &subscriber);
         }
-        sub
+        Subscribed { sub, created, added: true }
     }
 
     /// Removes `session` from subscription `id`; the subscription goes away with its last
-    /// subscriber so the index never keeps topics nobody listens to. False if the session
-    /// was not subscribed.
-    pub fn unsubscribe(&self, session: SessionId, id: SubscriptionId) -> bool {
+    /// subscriber so the index never keeps topics nobody listens to. `None` if the
+    /// session was not subscribed, else whether the subscription was deleted.
+    pub fn unsubscribe(&self, session: SessionId, id: SubscriptionId) -> Option<Unsubscribed> {
         let mut index = write(&self.index);
-        let Some(sub) = index.by_id.get(&id).cloned() else { return false };
+        let sub = index.by_id.get(&id).cloned()?;
         let mut subs = write(&sub.subscribers);
         let before = subs.len();
         subs.retain(|s| s.session.id != session);
-        let removed = subs.len() != before;
-        if subs.is_empty() {
+        if subs.len() == before {
+            return None;
+        }
+        let deleted = subs.is_empty();
+        if deleted {
             drop(subs);
             index.remove(&sub);
         }
-        removed
+        Some(Unsubscribed { subscription: id, deleted })
+    }
+
+    /// The ids of every subscription, by match policy (exact, prefix, wildcard).
+    pub fn subscription_ids(&self) -> [Vec<u64>; 3] {
+        let mut out: [Vec<u64>; 3] = Default::default();
+        for s in read(&self.index).by_id.values() {
+            out[s.policy as usize].push(s.id.0);
+        }
+        out
+    }
+
+    /// The subscription of exactly (uri, policy), if any.
+    pub fn lookup(&self, uri: &str, policy: MatchPolicy) -> Option<SubscriptionId> {
+        read(&self.index).find(uri, policy).map(|s| s.id)
+    }
+
+    /// Every subscription an event on `topic` would go to.
+    pub fn matching(&self, topic: &str) -> Vec<Arc<Subscription>> {
+        let mut out = Vec::new();
+        read(&self.index).matching(topic, &mut out);
+        out
+    }
+
+    /// Publishes one of the router's own events (the meta API) to everyone subscribed,
+    /// building its arguments only if someone is: a realm nobody watches pays one
+    /// lookup per join or subscription. Never stored (`wamp.*` topics never are).
+    pub fn publish_meta(&self, topic: &str, args: impl FnOnce() -> Vec<Value>) {
+        if self.matching(topic).is_empty() {
+            return;
+        }
+        let payload = Args { args: Some(crate::wamp::Payload::from_value(Serializer::Json, &Value::List(args()))), kwargs: None };
+        let p = Publication { publisher: None, topic, recipients: Recipients::default(), disclose: false, payload, retain: false, slot: None };
+        self.publish(p);
     }
 
     pub fn subscription(&self, id: SubscriptionId) -> Option<Arc<Subscription>> {
@@ -232,14 +286,15 @@ impl Broker {
     pub fn publish(&self, mut p: Publication<'_>) -> Published {
         let publication = global_id();
         self.metrics.events_published.inc();
-        let publisher = if p.disclose {
-            let mut d = Dict::new();
-            d.insert("publisher".into(), Value::UInt(p.publisher.id.0));
-            d.insert("publisher_authid".into(), p.publisher.authid.as_str().into());
-            d.insert("publisher_authrole".into(), p.publisher.authrole.as_str().into());
-            Arc::new(d)
-        } else {
-            self.undisclosed.clone()
+        let publisher = match p.publisher {
+            Some(publisher) if p.disclose => {
+                let mut d = Dict::new();
+                d.insert("publisher".into(), Value::UInt(publisher.id.0));
+                d.insert("publisher_authid".into(), publisher.authid.as_str().into());
+                d.insert("publisher_authrole".into(), publisher.authrole.as_str().into());
+                Arc::new(d)
+            }
+            _ => self.undisclosed.clone(),
         };
         let slot = p.slot.take();
         let mut stripe = self.store.lock(p.topic);

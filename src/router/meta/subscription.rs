@@ -2,7 +2,8 @@
 
 use std::time::SystemTime;
 
-use super::{MetaCall, MetaResult};
+use super::events::subscription_details;
+use super::{by_policy, MetaCall, MetaResult};
 use crate::replay::time;
 use crate::router::broker::HistoryQuery;
 use crate::router::error::WampError;
@@ -18,7 +19,7 @@ use crate::wamp::{Dict, Value};
 /// publisher's identity when it was disclosed. When the start asked for
 /// (`after_publication`) is no longer retained, the first event says how many events
 /// may be missing (`_gap`).
-pub fn get_events(call: &MetaCall<'_>) -> Result<MetaResult, WampError> {
+pub fn get_events(call: &mut MetaCall<'_>) -> Result<MetaResult, WampError> {
     let bad = |what: &str| WampError::InvalidArgument(format!("wamp.subscription.get_events: {what}"));
     let id = call.arg(0, "subscription").and_then(Value::as_u64).ok_or_else(|| bad("the first argument must be a subscription id"))?;
     let int = |v: Option<&Value>, name: &str| -> Result<Option<u64>, WampError> {
@@ -63,4 +64,44 @@ pub fn get_events(call: &MetaCall<'_>) -> Result<MetaResult, WampError> {
         }
     }
     Ok(MetaResult { args: vec![Value::List(events)], kwargs: Dict::new() })
+}
+
+/// `wamp.subscription.list()`: `{exact, prefix, wildcard}` lists of ids.
+pub fn list(call: &mut MetaCall<'_>) -> Result<MetaResult, WampError> {
+    Ok(MetaResult::one(by_policy(call.realm.broker.subscription_ids())))
+}
+
+/// `wamp.subscription.lookup(topic, options?)`: the subscription of exactly that
+/// topic and match policy, or null.
+pub fn lookup(call: &mut MetaCall<'_>) -> Result<MetaResult, WampError> {
+    let policy = call.match_policy(1)?;
+    let id = call.realm.broker.lookup(call.string(0, "topic")?, policy);
+    Ok(MetaResult::one(id.map_or(Value::Null, |id| Value::UInt(id.0))))
+}
+
+/// `wamp.subscription.match(topic)`: every subscription an event on the topic would
+/// reach, or null when none.
+pub fn matching(call: &mut MetaCall<'_>) -> Result<MetaResult, WampError> {
+    let subs = call.realm.broker.matching(call.string(0, "topic")?);
+    let ids = (!subs.is_empty()).then(|| Value::List(subs.iter().map(|s| Value::UInt(s.id.0)).collect()));
+    Ok(MetaResult::one(ids.unwrap_or(Value::Null)))
+}
+
+fn subscription(call: &MetaCall<'_>) -> Result<std::sync::Arc<crate::router::broker::Subscription>, WampError> {
+    let id = call.id(0, "subscription")?;
+    call.realm.broker.subscription(SubscriptionId(id)).ok_or(WampError::NoSuchSubscription(id))
+}
+
+/// `wamp.subscription.get(id)`: `SubscriptionDetails`.
+pub fn get(call: &mut MetaCall<'_>) -> Result<MetaResult, WampError> {
+    Ok(MetaResult::one(subscription_details(&*subscription(call)?)))
+}
+
+pub fn list_subscribers(call: &mut MetaCall<'_>) -> Result<MetaResult, WampError> {
+    let ids = subscription(call)?.subscriber_ids();
+    Ok(MetaResult::one(Value::List(ids.into_iter().map(|s| Value::UInt(s.0)).collect())))
+}
+
+pub fn count_subscribers(call: &mut MetaCall<'_>) -> Result<MetaResult, WampError> {
+    Ok(MetaResult::one(Value::UInt(subscription(call)?.subscriber_ids().len() as u64)))
 }

@@ -8,6 +8,7 @@ use crate::auth::{AuthError, HelloOutcome, Principal, Subject, Verdict};
 use crate::router::error::WampError;
 use crate::router::features::router_roles;
 use crate::router::handle::{PeerFeatures, SessionHandle};
+use crate::router::meta::events;
 use crate::router::realm::Realm;
 use crate::wamp::uri::MatchPolicy;
 use crate::wamp::{dict, Dict, Message, Value};
@@ -88,6 +89,7 @@ impl Session {
         ));
         self.push(&Message::Welcome { session: self.id.0, details });
         realm.join(handle.clone());
+        events::joined(&realm.broker, &handle);
         self.router.metrics.sessions.inc();
         tracing::debug!(session = %self.id, realm = %realm.name, authid = %handle.authid, "session joined");
         self.state = State::Established { realm, handle };

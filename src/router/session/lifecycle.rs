@@ -11,6 +11,7 @@ use super::holdings::Holding;
 use super::{Flow, Resume, Session, State};
 use crate::auth::{Check, Request};
 use crate::router::control::Control;
+use crate::router::meta::events;
 use crate::router::error::WampError;
 use crate::wamp::ids::SubscriptionId;
 use crate::wamp::{dict, Message, Value};
@@ -90,7 +91,9 @@ impl Session {
         }
         let notice = match holding {
             Holding::Subscription(id) => {
-                realm.broker.unsubscribe(self.id, SubscriptionId(id));
+                if let Some(u) = realm.broker.unsubscribe(self.id, SubscriptionId(id)) {
+                    events::unsubscribed(&realm.broker, self.id, u);
+                }
                 self.router.metrics.subscriptions_revoked.inc();
                 me.features.subscription_revocation.then(|| Message::Unsubscribed {
                     request: 0,
@@ -98,7 +101,9 @@ impl Session {
                 })
             }
             Holding::Registration(id) => {
-                realm.dealer.revoke(self.id, id);
+                if let Some(d) = realm.dealer.revoke(self.id, id) {
+                    events::unregistered(&realm.broker, self.id, d);
+                }
                 self.router.metrics.registrations_revoked.inc();
                 me.features.registration_revocation.then(|| Message::Unregistered {
                     request: 0,
@@ -115,7 +120,7 @@ impl Session {
     /// GOODBYE with `reason` to an established session, which leaves at once and
     /// waits briefly for the reply; a session still joining gets ABORT instead.
     fn goodbye(&mut self, reason: &str, message: &str) -> Flow {
-        let details = dict([("message", message.into())]);
+        let details = if message.is_empty() { crate::wamp::Dict::new() } else { dict([("message", message.into())]) };
         if let State::Established { .. } = self.state {
             self.push(&Message::Goodbye { details, reason: reason.to_owned() });
             self.leave();
@@ -164,9 +169,19 @@ impl Session {
 
     /// Leaves the realm: subscriptions, registrations and calls in flight go with it.
     pub fn leave(&mut self) {
-        if let State::Established { realm, .. } = std::mem::replace(&mut self.state, State::Closed) {
+        if let State::Established { realm, handle } = std::mem::replace(&mut self.state, State::Closed) {
             let (subscriptions, registrations) = self.holdings.take();
-            realm.leave(self.id, subscriptions, registrations);
+            let (unsubscribed, unregistered) = realm.leave(self.id, subscriptions, registrations);
+            // What the session held goes first, then its testaments, then the news that
+            // it left (spec: on_unsubscribe/on_delete before on_leave).
+            for u in unsubscribed {
+                events::unsubscribed(&realm.broker, self.id, u);
+            }
+            for d in unregistered {
+                events::unregistered(&realm.broker, self.id, d);
+            }
+            self.testaments.publish(&realm.broker, &handle);
+            events::left(&realm.broker, &handle);
             self.router.metrics.sessions.dec();
             tracing::debug!(session = %self.id, "session left");
         }

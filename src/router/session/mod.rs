@@ -31,6 +31,7 @@ use super::dealer::error_message;
 use super::error::WampError;
 use super::frames::ConnInfo;
 use super::handle::{PeerFeatures, SessionHandle};
+use super::meta::Testaments;
 use super::outbox::Outbox;
 use super::realm::Realm;
 use super::Router;
@@ -82,6 +83,8 @@ pub struct Session {
     id: SessionId,
     state: State,
     holdings: Holdings,
+    /// Events to publish when the session leaves (`wamp.session.add_testament`).
+    testaments: Testaments,
     /// A re-check was asked for while the session waited; run it once the wait is over.
     recheck_due: bool,
 }
@@ -97,6 +100,7 @@ impl Session {
             id: SessionId(global_id()),
             state: State::AwaitHello,
             holdings: Holdings::default(),
+            testaments: Testaments::default(),
             recheck_due: false,
         }
     }

@@ -7,6 +7,7 @@
 //! nothing else from this peer meanwhile, so requests are answered in order.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
@@ -16,7 +17,8 @@ use crate::auth::{Action, Check, Decision, Request, Undecided};
 use crate::router::broker::{flag, Attach, Publication, Recipients, Start};
 use crate::router::meta;
 use crate::replay::durable::Slot;
-use crate::router::dealer::{error_message, CallRequest};
+use crate::router::dealer::{error_message, CallRequest, Invoke, RegisterRequest};
+use crate::router::meta::events;
 use crate::router::error::WampError;
 use crate::router::handle::SessionHandle;
 use crate::router::realm::Realm;
@@ -69,17 +71,20 @@ impl Session {
                 }
             }
             Message::Unsubscribe { request, subscription } => {
-                let r = if self.holdings.remove(Holding::Subscription(subscription)) && realm.broker.unsubscribe(self.id, SubscriptionId(subscription)) {
-                    Ok(Some(Message::Unsubscribed { request, details: None }))
-                } else {
-                    Err((code::UNSUBSCRIBE, request, WampError::NoSuchSubscription(subscription)))
-                };
-                self.reply(me, r)
+                let removed = self.holdings.remove(Holding::Subscription(subscription));
+                match removed.then(|| realm.broker.unsubscribe(self.id, SubscriptionId(subscription))).flatten() {
+                    Some(u) => {
+                        self.push(&Message::Unsubscribed { request, details: None });
+                        events::unsubscribed(&realm.broker, self.id, u);
+                        Flow::Continue
+                    }
+                    None => self.reply(me, Err((code::UNSUBSCRIBE, request, WampError::NoSuchSubscription(subscription)))),
+                }
             }
             Message::Call { request, options, procedure, payload } => match meta::procedure(&procedure) {
                 // The router's own procedures that need no permission answer at once.
                 Some(p) if p.open => {
-                    let r = p.call(realm, me, request, &payload);
+                    let r = p.call(realm, me, &mut self.testaments, request, &payload);
                     self.reply(me, r.map(Some).map_err(|e| (code::CALL, request, e)))
                 }
                 _ => self.authorized(realm, me, Call { request, options, procedure, payload }),
@@ -89,16 +94,23 @@ impl Session {
                 self.reply(me, r)
             }
             Message::Register { request, options, procedure } => match register_options(&options) {
-                Ok(()) => self.authorized(realm, me, Register { request, procedure }),
+                Ok((policy, invoke)) => self.authorized(realm, me, Register { request, procedure, policy, invoke }),
                 Err(e) => self.reply(me, Err((code::REGISTER, request, e))),
             },
             Message::Unregister { request, registration } => {
                 let r = if self.holdings.remove(Holding::Registration(registration)) {
-                    realm.dealer.unregister(self.id, registration).map(|()| Some(Message::Unregistered { request, details: None }))
+                    realm.dealer.unregister(self.id, registration)
                 } else {
                     Err(WampError::NoSuchRegistration(registration))
                 };
-                self.reply(me, r.map_err(|e| (code::UNREGISTER, request, e)))
+                match r {
+                    Ok(d) => {
+                        self.push(&Message::Unregistered { request, details: None });
+                        events::unregistered(&realm.broker, self.id, d);
+                        Flow::Continue
+                    }
+                    Err(e) => self.reply(me, Err((code::UNREGISTER, request, e))),
+                }
             }
             Message::Yield { request, options, payload } => {
                 realm.dealer.yield_result(self.id, request, &options, payload);
@@ -251,7 +263,7 @@ impl Publish {
             let recipients = Recipients::from_options(s.id, &self.options)?;
             let disclose = d.disclose || self.options.get("disclose_me").and_then(Value::as_bool).unwrap_or(false);
             let retain = flag(&self.options, "retain", false)?;
-            let p = Publication { publisher: me, topic: &self.topic, recipients, disclose, payload: self.payload, retain, slot };
+            let p = Publication { publisher: Some(me), topic: &self.topic, recipients, disclose, payload: self.payload, retain, slot };
             Ok(realm.broker.publish(p))
         })();
         match published {
@@ -309,8 +321,11 @@ impl Asking for Subscribe {
         let (guard, grounds) = Session::revocable(me, d, req);
         let request = self.request;
         let attach = Attach { session: me, uri: &self.topic, policy: self.policy, guard, start: self.start };
-        let sub = realm.broker.subscribe(attach, &realm.ids, |subscription| s.push(&Message::Subscribed { request, subscription }));
-        s.holdings.add(Holding::Subscription(sub.id.0), grounds);
+        let done = realm.broker.subscribe(attach, &realm.ids, |subscription| s.push(&Message::Subscribed { request, subscription }));
+        s.holdings.add(Holding::Subscription(done.sub.id.0), grounds);
+        if done.added {
+            events::subscribed(&realm.broker, s.id, &done.sub, done.created);
+        }
         Flow::Continue
     }
 }
@@ -330,21 +345,62 @@ impl Asking for Call {
     fn finish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Result<Decision, WampError>) -> Flow {
         let request = self.request;
         if let Some(p) = meta::procedure(&self.procedure) {
-            let r = d.and_then(|_| p.call(realm, me, request, &self.payload));
+            if let Err(e) = d {
+                return s.reply(me, Err((code::CALL, request, e)));
+            }
+            if p.uri == meta::ADD_TESTAMENT {
+                // The testament will be published as this session: it needs the
+                // permission to publish to its topic as well.
+                return match p.decode(&self.payload).map(|(args, _)| meta::testament_topic(&args).map(str::to_owned)) {
+                    Ok(Some(topic)) => s.authorized(realm, me, AddTestament { request, topic, payload: self.payload }),
+                    Ok(None) => s.reply(me, Err((code::CALL, request, WampError::InvalidArgument(format!("{}: the first argument must be a topic", p.uri))))),
+                    Err(e) => s.reply(me, Err((code::CALL, request, e))),
+                };
+            }
+            let r = p.call(realm, me, &mut s.testaments, request, &self.payload);
             return s.reply(me, r.map(Some).map_err(|e| (code::CALL, request, e)));
         }
         let called = (|| {
             let d = d?;
-            let call = CallRequest { request, procedure: self.procedure, options: self.options, payload: self.payload, disclose: d.disclose };
+            let timeout = call_timeout(&self.options, realm.limits.max_call_timeout)?;
+            let call = CallRequest { request, procedure: self.procedure, options: self.options, payload: self.payload, disclose: d.disclose, timeout };
             realm.dealer.call(me, call)
         })();
         s.reply(me, called.map(|()| None).map_err(|e| (code::CALL, request, e)))
     }
 }
 
+/// `wamp.session.add_testament`, once the CALL was allowed: allowed if the session may
+/// publish to the testament's topic.
+struct AddTestament {
+    request: u64,
+    topic: String,
+    payload: Args,
+}
+
+impl Asking for AddTestament {
+    const ACTION: Action = Action::Publish;
+    fn uri(&self) -> &str {
+        &self.topic
+    }
+    fn validate(&self, s: &Session) -> Result<(), WampError> {
+        s.check_uri(&self.topic, MatchPolicy::Exact)?;
+        Session::check_not_reserved(&self.topic)
+    }
+    fn finish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Result<Decision, WampError>) -> Flow {
+        let r = d.and_then(|_| {
+            let p = meta::procedure(meta::ADD_TESTAMENT).expect("the router serves add_testament");
+            p.call(realm, me, &mut s.testaments, self.request, &self.payload)
+        });
+        s.reply(me, r.map(Some).map_err(|e| (code::CALL, self.request, e)))
+    }
+}
+
 struct Register {
     request: u64,
     procedure: String,
+    policy: MatchPolicy,
+    invoke: Invoke,
 }
 
 impl Asking for Register {
@@ -352,8 +408,11 @@ impl Asking for Register {
     fn uri(&self) -> &str {
         &self.procedure
     }
+    fn policy(&self) -> MatchPolicy {
+        self.policy
+    }
     fn validate(&self, s: &Session) -> Result<(), WampError> {
-        s.check_uri(&self.procedure, MatchPolicy::Exact)?;
+        s.check_uri(&self.procedure, self.policy)?;
         Session::check_not_reserved(&self.procedure)
     }
     fn finish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Result<Decision, WampError>) -> Flow {
@@ -364,16 +423,16 @@ impl Asking for Register {
             if s.holdings.registrations() >= max {
                 return Err(WampError::LimitReached(format!("a session may hold at most {max} registrations")));
             }
-            let req = Request { action: Action::Register, uri: &self.procedure, policy: MatchPolicy::Exact };
+            let req = Request { action: Action::Register, uri: &self.procedure, policy: self.policy };
             let (guard, grounds) = Session::revocable(me, d, req);
-            let id = realm.dealer.register(me, &self.procedure, &realm.ids, guard, |registration| {
-                s.push(&Message::Registered { request, registration })
-            })?;
-            Ok((id, grounds))
+            let r = RegisterRequest { callee: me, uri: &self.procedure, policy: self.policy, invoke: self.invoke, guard };
+            let attached = realm.dealer.register(r, &realm.ids, |registration| s.push(&Message::Registered { request, registration }))?;
+            Ok((attached, grounds))
         })();
         match registered {
-            Ok((id, grounds)) => {
-                s.holdings.add(Holding::Registration(id), grounds);
+            Ok((attached, grounds)) => {
+                s.holdings.add(Holding::Registration(attached.registration.0), grounds);
+                events::registered(&realm.broker, s.id, &attached);
                 Flow::Continue
             }
             Err(e) => s.reply(me, Err((code::REGISTER, request, e))),
@@ -391,13 +450,29 @@ fn match_policy(options: &Dict) -> Result<MatchPolicy, WampError> {
     }
 }
 
-/// What REGISTER options the dealer supports today: exact URIs, one callee.
-fn register_options(options: &Dict) -> Result<(), WampError> {
-    if match_policy(options)? != MatchPolicy::Exact {
-        return Err(WampError::InvalidArgument("pattern-based registration is not supported".into()));
-    }
-    match options.get("invoke").and_then(Value::as_str) {
-        None | Some("single") => Ok(()),
-        Some(other) => Err(WampError::InvalidArgument(format!("invocation policy '{other}' is not supported"))),
-    }
+/// REGISTER.Options `match` and `invoke`.
+fn register_options(options: &Dict) -> Result<(MatchPolicy, Invoke), WampError> {
+    let invoke = match options.get("invoke") {
+        None => Invoke::Single,
+        Some(Value::Str(s)) => Invoke::parse(s).ok_or_else(|| WampError::InvalidArgument(format!("unknown invocation policy '{s}'")))?,
+        Some(_) => return Err(WampError::InvalidArgument("invoke must be a string".into())),
+    };
+    Ok((match_policy(options)?, invoke))
+}
+
+/// How long the router lets a call run: `CALL.Options.timeout` in ms (0 or absent:
+/// no timeout), never beyond the realm's maximum when it sets one.
+fn call_timeout(options: &Dict, max: Option<Duration>) -> Result<Option<Duration>, WampError> {
+    let asked = match options.get("timeout") {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(0) => None,
+            Some(ms) => Some(Duration::from_millis(ms)),
+            None => return Err(WampError::InvalidArgument("timeout must be a non-negative integer (milliseconds)".into())),
+        },
+    };
+    Ok(match (asked, max) {
+        (Some(a), Some(m)) => Some(a.min(m)),
+        (a, m) => a.or(m),
+    })
 }
