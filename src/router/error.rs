@@ -52,6 +52,9 @@ pub enum WampError {
     PayloadSizeExceeded(String),
     #[error("{0}")]
     LimitReached(String),
+    /// The other party of a call did not announce a feature the call needs.
+    #[error("{0}")]
+    FeatureNotSupported(String),
 }
 
 impl WampError {
@@ -77,6 +80,7 @@ impl WampError {
             WampError::Unavailable(_) => "wamp.error.unavailable",
             WampError::PayloadSizeExceeded(_) => "wamp.error.payload_size_exceeded",
             WampError::LimitReached(_) => "wamp.error.limit_reached",
+            WampError::FeatureNotSupported(_) => "wamp.error.feature_not_supported",
         }
     }
 

@@ -14,6 +14,8 @@ const BROKER_FEATURES: &[&str] = &[
     // The meta API (router/meta; tests/meta.rs and the interop suites' meta tests).
     "session_meta_api",
     "subscription_meta_api",
+    // ppt_* attributes passed on, payload untouched (wamp/ppt.rs; tests/passthru.rs).
+    "payload_passthru_mode",
 ];
 
 /// Announced by realms that store events (a `[replay]` rule): history through
@@ -34,6 +36,7 @@ const DEALER_FEATURES: &[&str] = &[
     "session_meta_api",
     "registration_meta_api",
     "testament_meta_api",
+    "payload_passthru_mode",
 ];
 
 fn features(names: &[&str]) -> Value {
@@ -55,11 +58,11 @@ mod tests {
     fn roles_list_exactly_the_implemented_features() {
         let roles = router_roles(false);
         let broker = roles.as_dict().unwrap()["broker"].as_dict().unwrap()["features"].as_dict().unwrap();
-        assert_eq!(broker.len(), 7);
+        assert_eq!(broker.len(), 8);
         assert_eq!(broker.get("event_history"), None, "a realm that stores nothing has no history");
         let roles = router_roles(true);
         let broker = roles.as_dict().unwrap()["broker"].as_dict().unwrap()["features"].as_dict().unwrap();
-        assert_eq!((broker.len(), &broker["event_history"], &broker["event_retention"]), (9, &Value::Bool(true), &Value::Bool(true)));
+        assert_eq!((broker.len(), &broker["event_history"], &broker["event_retention"]), (10, &Value::Bool(true), &Value::Bool(true)));
         assert_eq!(broker["subscription_revocation"], Value::Bool(true));
         assert_eq!(broker["pattern_based_subscription"], Value::Bool(true));
         let dealer = roles.as_dict().unwrap()["dealer"].as_dict().unwrap()["features"].as_dict().unwrap();
@@ -70,6 +73,7 @@ mod tests {
                 "call_timeout",
                 "caller_identification",
                 "pattern_based_registration",
+                "payload_passthru_mode",
                 "progressive_call_results",
                 "registration_meta_api",
                 "registration_revocation",

@@ -23,6 +23,10 @@ pub struct PeerFeatures {
     pub caller_progressive_call_results: bool,
     pub subscription_revocation: bool,
     pub registration_revocation: bool,
+    /// `payload_passthru_mode` announced for the role.
+    pub publisher_ppt: bool,
+    pub caller_ppt: bool,
+    pub callee_ppt: bool,
 }
 
 #[derive(Debug)]

@@ -11,6 +11,7 @@ pub mod json;
 pub mod message;
 pub mod msgpack;
 pub mod payload;
+pub mod ppt;
 pub mod serializer;
 pub mod uri;
 pub mod value;

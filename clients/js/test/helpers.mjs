@@ -60,6 +60,8 @@ export const BROKER_FEATURES = [
   // meta.test.mjs
   'session_meta_api',
   'subscription_meta_api',
+  // tests/passthru.rs (Rust client)
+  'payload_passthru_mode',
   // Announced by realms that store events (realm1 stores every topic): replay.test.mjs.
   'event_history',
   'event_retention',
@@ -77,6 +79,7 @@ export const DEALER_FEATURES = [
   'session_meta_api',
   'registration_meta_api',
   'testament_meta_api',
+  'payload_passthru_mode',
 ];
 
 // The TOML configuration shared with the autobahn-python suite (ticket principal

@@ -10,6 +10,7 @@ BROKER_FEATURES = {
     "subscription_revocation",       # tests/test_workbench.py
     "session_meta_api",              # tests/test_meta.py
     "subscription_meta_api",         # tests/test_meta.py
+    "payload_passthru_mode",         # tests/passthru.rs (Rust client)
     # Announced by realms that store events (realm1 stores every topic):
     "event_history",                 # tests/test_replay.py (get_events)
     "event_retention",               # tests/test_replay.py (retain / get_retained)
@@ -25,6 +26,7 @@ DEALER_FEATURES = {
     "session_meta_api",              # tests/test_meta.py
     "registration_meta_api",         # tests/test_meta.py
     "testament_meta_api",            # tests/test_meta.py
+    "payload_passthru_mode",         # tests/passthru.rs (Rust client)
 }
 
 MAX_SESSION_ID = 2 ** 53

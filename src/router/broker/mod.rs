@@ -92,6 +92,8 @@ pub struct Publication<'a> {
     pub payload: Args,
     /// `retain: true`: the topic's retained event (spec: event retention).
     pub retain: bool,
+    /// The `ppt_*` attributes of a payload passthru publication, for EVENT.Details.
+    pub ppt: Option<Dict>,
     /// A place in the durable writer's queue, taken before publishing to a durable
     /// topic (`Store::durable_for`).
     pub slot: Option<Slot>,
@@ -261,7 +263,7 @@ impl Broker {
             return;
         }
         let payload = Args { args: Some(crate::wamp::Payload::from_value(Serializer::Json, &Value::List(args()))), kwargs: None };
-        let p = Publication { publisher: None, topic, recipients: Recipients::default(), disclose: false, payload, retain: false, slot: None };
+        let p = Publication { publisher: None, topic, recipients: Recipients::default(), disclose: false, payload, retain: false, ppt: None, slot: None };
         self.publish(p);
     }
 
@@ -286,15 +288,18 @@ impl Broker {
     pub fn publish(&self, mut p: Publication<'_>) -> Published {
         let publication = global_id();
         self.metrics.events_published.inc();
-        let publisher = match p.publisher {
-            Some(publisher) if p.disclose => {
-                let mut d = Dict::new();
-                d.insert("publisher".into(), Value::UInt(publisher.id.0));
-                d.insert("publisher_authid".into(), publisher.authid.as_str().into());
-                d.insert("publisher_authrole".into(), publisher.authrole.as_str().into());
+        // The details every subscription's EVENT starts from (and a stored event keeps).
+        let publisher = match (p.publisher.filter(|_| p.disclose), p.ppt.take()) {
+            (None, None) => self.undisclosed.clone(),
+            (publisher, ppt) => {
+                let mut d = ppt.unwrap_or_default();
+                if let Some(publisher) = publisher {
+                    d.insert("publisher".into(), Value::UInt(publisher.id.0));
+                    d.insert("publisher_authid".into(), publisher.authid.as_str().into());
+                    d.insert("publisher_authrole".into(), publisher.authrole.as_str().into());
+                }
                 Arc::new(d)
             }
-            _ => self.undisclosed.clone(),
         };
         let slot = p.slot.take();
         let mut stripe = self.store.lock(p.topic);

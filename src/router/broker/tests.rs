@@ -28,7 +28,7 @@ fn publish(broker: &Broker, publisher: &SessionHandle, topic: &str) -> u64 {
 fn publish_n(broker: &Broker, publisher: &SessionHandle, topic: &str, n: u64, retain: bool) -> u64 {
     let recipients = Recipients::from_options(publisher.id, &Dict::new()).unwrap();
     let payload = Args { args: Some(Payload::from_value(Serializer::Json, &Value::List(vec![Value::UInt(n)]))), kwargs: None };
-    broker.publish(Publication { publisher: Some(publisher), topic, recipients, disclose: false, payload, retain, slot: None }).publication
+    broker.publish(Publication { publisher: Some(publisher), topic, recipients, disclose: false, payload, retain, ppt: None, slot: None }).publication
 }
 
 fn subscribe(broker: &Broker, s: &Arc<SessionHandle>, uri: &str, policy: MatchPolicy, start: Start) -> Arc<Subscription> {

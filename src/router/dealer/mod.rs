@@ -119,6 +119,8 @@ pub struct CallRequest {
     pub disclose: bool,
     /// The router ends the call with `wamp.error.timeout` after this long.
     pub timeout: Option<Duration>,
+    /// The `ppt_*` attributes of a payload passthru call, for INVOCATION.Details.
+    pub ppt: Option<Dict>,
 }
 
 #[derive(Debug)]
@@ -221,9 +223,12 @@ impl Dealer {
                 return Err(WampError::Unavailable("the callee's permission cannot be confirmed right now".into()))
             }
         };
+        if req.ppt.is_some() && !callee.features.callee_ppt {
+            return Err(WampError::FeatureNotSupported("the callee does not support payload passthru mode".into()));
+        }
         let wants_progress = req.options.get("receive_progress").and_then(Value::as_bool).unwrap_or(false);
         let receive_progress = wants_progress && callee.features.callee_progressive_call_results;
-        let mut details = Dict::new();
+        let mut details = req.ppt.unwrap_or_default();
         if reg.policy != MatchPolicy::Exact {
             details.insert("procedure".into(), req.procedure.as_str().into());
         }
@@ -287,7 +292,10 @@ impl Dealer {
 
     /// A YIELD from a callee: forwarded to the caller as RESULT (progressive or final).
     /// A YIELD for an unknown request (the call was cancelled) is ignored, as the spec asks.
-    pub fn yield_result(&self, callee: SessionId, request: u64, options: &Dict, payload: Args) {
+    /// `ppt`: the `ppt_*` attributes of a payload passthru result, for RESULT.Details;
+    /// a caller that did not announce passthru gets `wamp.error.feature_not_supported`
+    /// instead, which ends the call.
+    pub fn yield_result(&self, callee: SessionId, request: u64, options: &Dict, payload: Args, ppt: Option<Dict>) {
         let progress = options.get("progress").and_then(Value::as_bool).unwrap_or(false);
         let mut calls = lock(&self.calls);
         let key = (callee, request);
@@ -303,6 +311,16 @@ impl Dealer {
             }
         };
         drop(calls);
+        let mut details = details;
+        if let Some(ppt) = ppt {
+            if !caller.features.caller_ppt {
+                let _ = lock(&self.calls).remove(key);
+                let err = WampError::FeatureNotSupported("the caller does not support payload passthru mode".into());
+                let _ = caller.send(&error_message(code::CALL, caller_request, &err, &caller));
+                return;
+            }
+            details.extend(ppt);
+        }
         let result = Message::Result { request: caller_request, details, payload };
         if let Err(e) = caller.send(&result) {
             self.result_undeliverable(&caller, caller_request, e);
@@ -447,7 +465,7 @@ mod tests {
     use crate::wamp::Serializer;
 
     fn request(n: u64, procedure: &str) -> CallRequest {
-        CallRequest { request: n, procedure: procedure.into(), options: Dict::new(), payload: Args::default(), disclose: false, timeout: None }
+        CallRequest { request: n, procedure: procedure.into(), options: Dict::new(), payload: Args::default(), disclose: false, timeout: None, ppt: None }
     }
 
     fn register(d: &Dealer, ids: &IdSequence, callee: &Arc<SessionHandle>, uri: &str, policy: MatchPolicy, invoke: Invoke) -> Result<Attached, WampError> {
@@ -537,7 +555,7 @@ mod tests {
         // The callee did not announce call canceling: it gets no INTERRUPT (mode skip),
         // and its late answer is ignored.
         assert_eq!(drain(&callee).await.len(), 2);
-        d.yield_result(SessionId(2), 1, &Dict::new(), Args::default());
+        d.yield_result(SessionId(2), 1, &Dict::new(), Args::default(), None);
         assert!(drain(&caller).await.is_empty());
         assert_eq!(lock(&d.calls).len(), 1, "the call without a timeout is still in flight");
     }

@@ -117,6 +117,7 @@ fn publish(broker: &Broker, me: &SessionHandle, t: &Testament) {
         disclose: disclose || opt("disclose_me"),
         payload: t.args.clone(),
         retain: opt("retain"),
+        ppt: None,
         slot: None,
     };
     broker.publish(p);

@@ -117,5 +117,8 @@ fn peer_features(details: &Dict) -> PeerFeatures {
         caller_progressive_call_results: feature("caller", "progressive_call_results"),
         subscription_revocation: feature("subscriber", "subscription_revocation"),
         registration_revocation: feature("callee", "registration_revocation"),
+        publisher_ppt: feature("publisher", "payload_passthru_mode"),
+        caller_ppt: feature("caller", "payload_passthru_mode"),
+        callee_ppt: feature("callee", "payload_passthru_mode"),
     }
 }

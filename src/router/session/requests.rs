@@ -112,10 +112,17 @@ impl Session {
                     Err(e) => self.reply(me, Err((code::UNREGISTER, request, e))),
                 }
             }
-            Message::Yield { request, options, payload } => {
-                realm.dealer.yield_result(self.id, request, &options, payload);
-                Flow::Continue
-            }
+            Message::Yield { request, options, payload } => match passthru(&options, me.features.callee_ppt, "YIELD") {
+                Ok(ppt) => {
+                    realm.dealer.yield_result(self.id, request, &options, payload, ppt);
+                    Flow::Continue
+                }
+                Err(Passthru::Unannounced(m)) => self.violation(m),
+                Err(Passthru::Invalid(e)) => {
+                    realm.dealer.fail_invocation(self.id, request, &e);
+                    Flow::Continue
+                }
+            },
             Message::Error { request_type: code::INVOCATION, request, details, error, payload } => {
                 match self.check_error_uri(&error) {
                     Ok(()) => realm.dealer.callee_error(self.id, request, details, error, payload),
@@ -259,11 +266,16 @@ impl Publish {
     fn publish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Decision, slot: Option<Slot>) -> Flow {
         let ack = self.acknowledged();
         let request = self.request;
+        let ppt = match passthru(&self.options, me.features.publisher_ppt, "PUBLISH") {
+            Ok(ppt) => ppt,
+            Err(Passthru::Unannounced(m)) => return s.violation(m),
+            Err(Passthru::Invalid(e)) => return self.refused(s, me, e),
+        };
         let published = (|| {
             let recipients = Recipients::from_options(s.id, &self.options)?;
             let disclose = d.disclose || self.options.get("disclose_me").and_then(Value::as_bool).unwrap_or(false);
             let retain = flag(&self.options, "retain", false)?;
-            let p = Publication { publisher: Some(me), topic: &self.topic, recipients, disclose, payload: self.payload, retain, slot };
+            let p = Publication { publisher: Some(me), topic: &self.topic, recipients, disclose, payload: self.payload, retain, ppt, slot };
             Ok(realm.broker.publish(p))
         })();
         match published {
@@ -360,10 +372,15 @@ impl Asking for Call {
             let r = p.call(realm, me, &mut s.testaments, request, &self.payload);
             return s.reply(me, r.map(Some).map_err(|e| (code::CALL, request, e)));
         }
+        let ppt = match passthru(&self.options, me.features.caller_ppt, "CALL") {
+            Ok(ppt) => ppt,
+            Err(Passthru::Unannounced(m)) => return s.violation(m),
+            Err(Passthru::Invalid(e)) => return s.reply(me, Err((code::CALL, request, e))),
+        };
         let called = (|| {
             let d = d?;
             let timeout = call_timeout(&self.options, realm.limits.max_call_timeout)?;
-            let call = CallRequest { request, procedure: self.procedure, options: self.options, payload: self.payload, disclose: d.disclose, timeout };
+            let call = CallRequest { request, procedure: self.procedure, options: self.options, payload: self.payload, disclose: d.disclose, timeout, ppt };
             realm.dealer.call(me, call)
         })();
         s.reply(me, called.map(|()| None).map_err(|e| (code::CALL, request, e)))
@@ -447,6 +464,25 @@ fn match_policy(options: &Dict) -> Result<MatchPolicy, WampError> {
             MatchPolicy::parse(s).ok_or_else(|| WampError::InvalidArgument(format!("unknown match policy '{s}'")))
         }
         Some(_) => Err(WampError::InvalidArgument("match must be a string".into())),
+    }
+}
+
+/// Why a message's payload passthru attributes are refused.
+enum Passthru {
+    /// The peer did not announce `payload_passthru_mode` for its role: a protocol
+    /// violation (spec).
+    Unannounced(String),
+    Invalid(WampError),
+}
+
+/// The `ppt_*` attributes of a PUBLISH, CALL or YIELD (`None`: no passthru).
+fn passthru(options: &Dict, announced: bool, message: &str) -> Result<Option<Dict>, Passthru> {
+    match crate::wamp::ppt::attributes(options) {
+        Ok(Some(_)) if !announced => Err(Passthru::Unannounced(format!(
+            "{message} uses payload passthru mode (ppt_scheme) but the session did not announce payload_passthru_mode"
+        ))),
+        Ok(ppt) => Ok(ppt),
+        Err(e) => Err(Passthru::Invalid(WampError::InvalidArgument(format!("{message}.Options.{e}")))),
     }
 }
 
