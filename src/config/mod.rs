@@ -138,6 +138,21 @@ pub struct RealmLimits {
     /// The longest a call may run before the router ends it with `wamp.error.timeout`,
     /// whatever `CALL.Options.timeout` asks (a call asking for none gets this one).
     pub max_call_timeout: Option<Duration>,
+    /// Sessions the realm holds at once.
+    pub max_sessions: Option<usize>,
+    /// Sessions one authid holds at once in the realm.
+    pub max_sessions_per_authid: Option<usize>,
+    /// Publications one session may make: a token bucket refilled at this rate.
+    pub publications: Option<Rate>,
+    /// Calls one session may make.
+    pub calls: Option<Rate>,
+}
+
+/// A token bucket: `per_second` tokens a second, at most `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
 }
 
 /// The replay store of a realm (`[replay]` in a realm file).

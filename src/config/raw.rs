@@ -83,6 +83,12 @@ pub(super) struct RawRealm {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRealmLimits {
     pub max_call_timeout_ms: Option<Spanned<i64>>,
+    pub max_sessions: Option<Spanned<i64>>,
+    pub max_sessions_per_authid: Option<Spanned<i64>>,
+    pub publications_per_second: Option<Spanned<i64>>,
+    pub publication_burst: Option<Spanned<i64>>,
+    pub calls_per_second: Option<Spanned<i64>>,
+    pub call_burst: Option<Spanned<i64>>,
 }
 
 /// `[replay]` of a realm.

@@ -55,6 +55,9 @@ pub enum WampError {
     /// The other party of a call did not announce a feature the call needs.
     #[error("{0}")]
     FeatureNotSupported(String),
+    /// Over a rate of the realm's `[limits]`.
+    #[error("{0}")]
+    RateLimited(String),
 }
 
 impl WampError {
@@ -81,6 +84,7 @@ impl WampError {
             WampError::PayloadSizeExceeded(_) => "wamp.error.payload_size_exceeded",
             WampError::LimitReached(_) => "wamp.error.limit_reached",
             WampError::FeatureNotSupported(_) => "wamp.error.feature_not_supported",
+            WampError::RateLimited(_) => "wamp.error.rate_limited",
         }
     }
 

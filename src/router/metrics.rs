@@ -66,6 +66,8 @@ pub struct Metrics {
     pub durable_failed: Family<Vec<(String, String)>, Gauge>,
     pub durable_queue: Family<Vec<(String, String)>, Gauge>,
     pub durable_online: Family<Vec<(String, String)>, Gauge>,
+    /// Requests refused by a realm's `[limits]`, by realm and kind.
+    pub quota_refusals: Family<Vec<(String, String)>, Counter>,
     /// Publications to durable topics refused while the database was not connected.
     pub publications_refused_offline: Counter,
     /// EVENT frames encoded: one per (subscription, serializer) per publication.
@@ -151,6 +153,7 @@ impl Metrics {
             durable_failed: Family::default(),
             durable_queue: Family::default(),
             durable_online: Family::default(),
+            quota_refusals: Family::default(),
             publications_refused_offline: Counter::default(),
             registry: Registry::default(),
         };
@@ -279,6 +282,11 @@ impl Metrics {
             m.durable_online.clone(),
         );
         registry.register(
+            "quota_refusals",
+            "Requests refused by a realm's [limits], by kind: publication and call (over the session's rate), session (max_sessions), authid_session (max_sessions_per_authid)",
+            m.quota_refusals.clone(),
+        );
+        registry.register(
             "publications_refused_offline",
             "Publications to durable topics refused: the durable event store was not connected",
             m.publications_refused_offline.clone(),
@@ -290,6 +298,11 @@ impl Metrics {
             m.auth_throttled.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Counts a request refused by `realm`'s limits.
+    pub fn quota_refused(&self, realm: &str, kind: &str) {
+        self.quota_refusals.get_or_create(&vec![("realm".to_owned(), realm.to_owned()), ("kind".to_owned(), kind.to_owned())]).inc();
     }
 
     pub fn render(&self) -> String {

@@ -16,6 +16,7 @@ pub mod meta;
 pub mod metrics;
 pub mod outbox;
 pub mod patterns;
+pub mod quota;
 pub mod realm;
 pub mod session;
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use super::broker::{Broker, Unsubscribed};
 use super::control::{Closing, Control};
 use super::dealer::{Dealer, Detached};
+use super::error::WampError;
 use super::handle::SessionHandle;
 use super::metrics::Metrics;
 use super::RealmAuth;
@@ -127,13 +128,27 @@ impl Realm {
         self.sessions.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn join(self: &Arc<Self>, handle: Arc<SessionHandle>) {
+    /// Adds a session unless the realm's `[limits]` say it is full (for all, or for
+    /// this authid): then the error says which, and the refusal is counted.
+    pub fn join(self: &Arc<Self>, handle: Arc<SessionHandle>) -> Result<(), WampError> {
+        let mut s = self.write();
+        if let Some(max) = self.limits.max_sessions.filter(|max| s.by_id.len() >= *max) {
+            drop(s);
+            self.metrics.quota_refused(&self.name, "session");
+            return Err(WampError::LimitReached(format!("realm '{}' holds at most {max} sessions", self.name)));
+        }
+        let theirs = s.by_authid.get(&handle.authid).map_or(0, Vec::len);
+        if let Some(max) = self.limits.max_sessions_per_authid.filter(|max| theirs >= *max) {
+            drop(s);
+            self.metrics.quota_refused(&self.name, "authid_session");
+            return Err(WampError::LimitReached(format!("'{}' may hold at most {max} sessions in realm '{}'", handle.authid, self.name)));
+        }
         if let Some(at) = handle.expires_at {
             self.close_at(&handle, at);
         }
-        let mut s = self.write();
         s.by_authid.entry(handle.authid.clone()).or_default().push(handle.id);
         s.by_id.insert(handle.id, handle);
+        Ok(())
     }
 
     /// A session lives no longer than its credential: at `at` it is told GOODBYE
@@ -171,6 +186,10 @@ impl Realm {
             }
         }
         (unsubscribed, unregistered)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn session(&self, id: SessionId) -> Option<Arc<SessionHandle>> {

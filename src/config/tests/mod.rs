@@ -503,12 +503,29 @@ fn column_counts_characters_not_bytes() {
 
 #[test]
 fn realm_limits_are_read_and_checked() {
-    let cfg = parse("[[realms]]\nname = \"r\"\n[realms.limits]\nmax_call_timeout_ms = 2500\n").unwrap();
-    assert_eq!(cfg.realms[0].limits, RealmLimits { max_call_timeout: Some(Duration::from_millis(2500)) });
+    let cfg = parse(
+        "[[realms]]\nname = \"r\"\n[realms.limits]\nmax_call_timeout_ms = 2500\nmax_sessions = 100\nmax_sessions_per_authid = 3\n\
+         publications_per_second = 1000\npublication_burst = 50\ncalls_per_second = 200\n",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.realms[0].limits,
+        RealmLimits {
+            max_call_timeout: Some(Duration::from_millis(2500)),
+            max_sessions: Some(100),
+            max_sessions_per_authid: Some(3),
+            publications: Some(Rate { per_second: 1000, burst: 50 }),
+            calls: Some(Rate { per_second: 200, burst: 200 }),
+        }
+    );
     let cfg = parse("[[realms]]\nname = \"r\"\n").unwrap();
     assert_eq!(cfg.realms[0].limits, RealmLimits::default());
     assert_eq!(
         errors("[[realms]]\nname = \"r\"\n[realms.limits]\nmax_call_timeout_ms = 0\n"),
         vec![err(MAIN, 4, 23, "`max_call_timeout_ms` must be greater than 0, got 0")]
+    );
+    assert_eq!(
+        errors("[[realms]]\nname = \"r\"\n[realms.limits]\ncall_burst = 10\nmax_sessions = -1\n"),
+        vec![err(MAIN, 4, 14, "`call_burst` needs `calls_per_second`"), err(MAIN, 5, 16, "`max_sessions` must be greater than 0, got -1")]
     );
 }

@@ -9,6 +9,7 @@ use crate::router::error::WampError;
 use crate::router::features::router_roles;
 use crate::router::handle::{PeerFeatures, SessionHandle};
 use crate::router::meta::events;
+use crate::router::quota::Rates;
 use crate::router::realm::Realm;
 use crate::wamp::uri::MatchPolicy;
 use crate::wamp::{dict, Dict, Message, Value};
@@ -87,9 +88,12 @@ impl Session {
             features,
             (self.outbox.clone(), self.kill.clone(), self.inbox.clone()),
         ));
+        if let Err(e) = realm.join(handle.clone()) {
+            return self.abort(e);
+        }
         self.push(&Message::Welcome { session: self.id.0, details });
-        realm.join(handle.clone());
         events::joined(&realm.broker, &handle);
+        self.rates = Rates::new(&realm.limits);
         self.router.metrics.sessions.inc();
         tracing::debug!(session = %self.id, realm = %realm.name, authid = %handle.authid, "session joined");
         self.state = State::Established { realm, handle };

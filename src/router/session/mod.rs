@@ -32,6 +32,7 @@ use super::error::WampError;
 use super::frames::ConnInfo;
 use super::handle::{PeerFeatures, SessionHandle};
 use super::meta::Testaments;
+use super::quota::Rates;
 use super::outbox::Outbox;
 use super::realm::Realm;
 use super::Router;
@@ -85,6 +86,8 @@ pub struct Session {
     holdings: Holdings,
     /// Events to publish when the session leaves (`wamp.session.add_testament`).
     testaments: Testaments,
+    /// The realm's per-session rate limits.
+    rates: Rates,
     /// A re-check was asked for while the session waited; run it once the wait is over.
     recheck_due: bool,
 }
@@ -101,6 +104,7 @@ impl Session {
             state: State::AwaitHello,
             holdings: Holdings::default(),
             testaments: Testaments::default(),
+            rates: Rates::default(),
             recheck_due: false,
         }
     }

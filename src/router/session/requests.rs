@@ -62,7 +62,12 @@ impl Session {
     pub(super) fn on_established(&mut self, msg: Message, realm: &Arc<Realm>, me: &Arc<SessionHandle>) -> Flow {
         match msg {
             Message::Publish { request, options, topic, payload } => {
-                self.authorized(realm, me, Publish { request, options, topic, payload })
+                let p = Publish { request, options, topic, payload };
+                if !self.rates.publication() {
+                    realm.metrics().quota_refused(&realm.name, "publication");
+                    return p.refused(self, me, WampError::RateLimited("the session publishes faster than its realm allows".into()));
+                }
+                self.authorized(realm, me, p)
             }
             Message::Subscribe { request, options, topic } => {
                 match match_policy(&options).and_then(|policy| Ok((policy, Start::from_options(&options, policy)?))) {
@@ -82,6 +87,11 @@ impl Session {
                 }
             }
             Message::Call { request, options, procedure, payload } => match meta::procedure(&procedure) {
+                _ if !self.rates.call() => {
+                    realm.metrics().quota_refused(&realm.name, "call");
+                    let e = WampError::RateLimited("the session calls faster than its realm allows".into());
+                    self.reply(me, Err((code::CALL, request, e)))
+                }
                 // The router's own procedures that need no permission answer at once.
                 Some(p) if p.open => {
                     let r = p.call(realm, me, &mut self.testaments, request, &payload);
