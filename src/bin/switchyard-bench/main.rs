@@ -26,8 +26,10 @@ mod cold;
 mod conn;
 mod durable;
 mod fanout;
+mod flood;
 mod graphdb;
 mod hostile;
+mod joins;
 mod latency;
 mod procstat;
 mod replay;
@@ -147,6 +149,29 @@ enum Workload {
         /// The procedure (default: one unique to the run).
         #[arg(long)]
         procedure: Option<String>,
+        /// Callees sharing the registration.
+        #[arg(long, default_value_t = 1)]
+        callees: usize,
+        /// Their invocation policy (roundrobin, random, first, last); needed for more
+        /// than one callee.
+        #[arg(long)]
+        invoke: Option<String>,
+    },
+    /// Sessions joining and leaving in closed loops; optional watchers of the session
+    /// meta events.
+    Joins {
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Sessions subscribed to wamp.session.on_join and on_leave meanwhile.
+        #[arg(long, default_value_t = 0)]
+        watchers: usize,
+    },
+    /// N sessions publishing as fast as the router answers: the noisy tenant.
+    Flood {
+        #[arg(long, default_value_t = 4)]
+        sessions: usize,
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
     },
     /// Publications at a fixed rate carrying their send time; publish→event latency.
     Latency {
@@ -472,7 +497,7 @@ async fn run(cli: Cli) -> ExitCode {
         (Some(w), true) => vec![smoke_size(w)],
         (None, true) => vec![
             Workload::Fanout { subscribers: 10, in_flight: 20, payload: 100, topic: None },
-            Workload::Rpc { callers: 4, payload: 100, procedure: None },
+            Workload::Rpc { callers: 4, payload: 100, procedure: None, callees: 1, invoke: None },
             Workload::Latency { rate: 200, subscribers: 10, payload: 100, warmup: 0.2 },
             smoke_size(&Workload::Scale {
                 sessions: 50,
@@ -486,7 +511,7 @@ async fn run(cli: Cli) -> ExitCode {
             }),
         ],
         (None, false) => {
-            eprintln!("name a workload (fanout, rpc, latency, scale, hostile, revoke, graph-cold, graph-fixture, replay, durable, slow-consumer) or pass --smoke; --help for more");
+            eprintln!("name a workload (fanout, rpc, latency, scale, joins, flood, hostile, revoke, graph-cold, graph-fixture, replay, durable, slow-consumer) or pass --smoke; --help for more");
             return ExitCode::from(2);
         }
     };
@@ -497,7 +522,9 @@ async fn run(cli: Cli) -> ExitCode {
             Workload::Fanout { subscribers, in_flight, payload, topic } => {
                 vec![fanout::run(&ctx, fanout::Params { subscribers, in_flight: in_flight.max(1), payload, topic }).await]
             }
-            Workload::Rpc { callers, payload, procedure } => vec![rpc::run(&ctx, rpc::Params { callers: callers.max(1), payload, procedure }).await],
+            Workload::Rpc { callers, payload, procedure, callees, invoke } => {
+                vec![rpc::run(&ctx, rpc::Params { callers: callers.max(1), payload, procedure, callees: callees.max(1), invoke }).await]
+            }
             Workload::Replay { events, payload, trials, mode } => {
                 replay::run(&ctx, replay::Params { events: events.max(1), payload, trials: trials.max(1), mode }).await
             }
@@ -545,6 +572,8 @@ async fn run(cli: Cli) -> ExitCode {
                     }
                 };
             }
+            Workload::Joins { concurrency, watchers } => vec![joins::run(&ctx, joins::Params { concurrency, watchers }).await],
+            Workload::Flood { sessions, payload } => vec![flood::run(&ctx, flood::Params { sessions, payload }).await],
             Workload::Latency { rate, subscribers, payload, warmup } => {
                 vec![latency::run(&ctx, latency::Params { rate: rate.max(1), subscribers, payload, warmup: Duration::from_secs_f64(warmup.max(0.0)) }).await]
             }
@@ -628,7 +657,7 @@ async fn hostile_targets(c: &Common) -> Result<hostile::Targets, String> {
 fn smoke_size(w: &Workload) -> Workload {
     match w.clone() {
         Workload::Fanout { in_flight, payload, topic, .. } => Workload::Fanout { subscribers: 10, in_flight, payload, topic },
-        Workload::Rpc { payload, procedure, .. } => Workload::Rpc { callers: 4, payload, procedure },
+        Workload::Rpc { payload, procedure, callees, invoke, .. } => Workload::Rpc { callers: 4, payload, procedure, callees, invoke },
         Workload::Latency { payload, .. } => Workload::Latency { rate: 200, subscribers: 10, payload, warmup: 0.2 },
         Workload::Scale { procs, source_ips, connect_concurrency, child, proc_index, run_id, .. } => Workload::Scale {
             sessions: 50,
@@ -642,6 +671,8 @@ fn smoke_size(w: &Workload) -> Workload {
         },
         Workload::Replay { payload, mode, .. } => Workload::Replay { events: 1000, payload, trials: 3, mode },
         Workload::SlowConsumer { payload, .. } => Workload::SlowConsumer { fast: 10, rate: 200, slow_fraction: 0.1, payload, warmup: 0.2 },
+        Workload::Joins { watchers, .. } => Workload::Joins { concurrency: 2, watchers: watchers.min(1) },
+        Workload::Flood { payload, .. } => Workload::Flood { sessions: 2, payload },
         other @ (Workload::Durable { .. } | Workload::Hostile { .. } | Workload::Revoke { .. } | Workload::GraphCold { .. } | Workload::GraphFixture { .. }) => other,
     }
 }

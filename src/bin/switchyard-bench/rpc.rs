@@ -1,13 +1,14 @@
 //! The RPC workload: one callee registers an echo procedure (YIELD returns the
-//! INVOCATION's Arguments unchanged); N callers each keep exactly one CALL in flight for
-//! `--duration`. Figures: calls/s, round-trip p50/p90/p99/max (CALL sent → RESULT
+//! INVOCATION's Arguments unchanged), or several share it under an invocation policy
+//! (`--callees 4 --invoke roundrobin`); N callers each keep exactly one CALL in flight
+//! for `--duration`. Figures: calls/s, round-trip p50/p90/p99/max (CALL sent → RESULT
 //! received, every call recorded), calls per router CPU-second.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use switchyard::wamp::message::code;
-use switchyard::wamp::{Dict, Message};
+use switchyard::wamp::{dict, Dict, Message};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
@@ -23,12 +24,20 @@ pub struct Params {
     pub payload: usize,
     /// The procedure; default: one unique to the run.
     pub procedure: Option<String>,
+    /// Callees sharing the registration (1: a plain registration).
+    pub callees: usize,
+    /// `REGISTER.Options.invoke` of every callee, when sharing.
+    pub invoke: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx, p: Params) -> Run {
     let mut run = Run::new("rpc");
     run.param("callers", p.callers);
     run.param("payload_bytes", p.payload);
+    if p.callees > 1 || p.invoke.is_some() {
+        run.param("callees", p.callees);
+        run.param("invoke", p.invoke.clone().unwrap_or_else(|| "single".into()));
+    }
     run.param("duration_s", ctx.duration.as_secs_f64());
     if let Err(e) = measure(ctx, &p, &mut run).await {
         run.failed = Some(e.clone());
@@ -47,15 +56,17 @@ struct CallerResult {
 async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
     let procedure = p.procedure.clone().unwrap_or_else(|| ctx.uri("rpc.echo"));
 
-    // The callee: answers every INVOCATION at once, batching YIELDs when several wait.
-    let mut callee = Session::open_as(&ctx.target, &ctx.opts(None, 64 * 1024), &ctx.realm, &ctx.service()).await?;
-    callee.register(&procedure).await?;
-    let Session { tx: ctx_tx, rx: mut crx, .. } = callee;
+    // The callees: each answers every INVOCATION at once.
     let ser = ctx.serializer;
     let callee_error: Arc<Mutex<Option<String>>> = Arc::default();
-    let callee_task = {
+    let mut callee_tasks = Vec::new();
+    let options = p.invoke.as_ref().map(|i| dict([("invoke", i.as_str().into())])).unwrap_or_default();
+    for _ in 0..p.callees.max(1) {
+        let mut callee = Session::open_as(&ctx.target, &ctx.opts(None, 64 * 1024), &ctx.realm, &ctx.service()).await?;
+        callee.register_with(&procedure, options.clone()).await?;
+        let Session { tx: ctx_tx, rx: mut crx, .. } = callee;
         let callee_error = callee_error.clone();
-        tokio::spawn(async move {
+        callee_tasks.push(tokio::spawn(async move {
             let note = |e: String| {
                 callee_error.lock().unwrap().get_or_insert(e);
             };
@@ -73,8 +84,8 @@ async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
                     Ok(None) | Err(_) => return note("the router closed the callee's connection".into()),
                 }
             }
-        })
-    };
+        }));
+    }
 
     // Callers: connect all, then start together.
     let barrier = Arc::new(Barrier::new(p.callers + 1));
@@ -143,7 +154,9 @@ async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = cpu.finish(0.0);
-    callee_task.abort();
+    for t in &callee_tasks {
+        t.abort();
+    }
     if let Some(e) = callee_error.lock().unwrap().take() {
         run.errors.push(e);
     }

@@ -139,8 +139,13 @@ impl Session {
     }
 
     pub async fn register(&mut self, procedure: &str) -> Result<u64, String> {
+        self.register_with(procedure, Dict::new()).await
+    }
+
+    /// REGISTER with options (`invoke` for a shared registration, `match`).
+    pub async fn register_with(&mut self, procedure: &str, options: Dict) -> Result<u64, String> {
         let request = self.request();
-        self.tx.send(&Message::Register { request, options: Dict::new(), procedure: procedure.to_owned() })?;
+        self.tx.send(&Message::Register { request, options, procedure: procedure.to_owned() })?;
         let reply = tokio::time::timeout(SETUP_TIMEOUT, self.recv()).await.map_err(|_| "no REGISTERED in time".to_owned())??;
         match reply {
             Message::Registered { request: r, registration } if r == request => Ok(registration),
