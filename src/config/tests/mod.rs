@@ -4,6 +4,7 @@
 mod errors;
 mod files;
 mod replay;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
