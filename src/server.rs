@@ -128,7 +128,10 @@ impl Server {
     /// connections are untouched; a bad file keeps the current certificate.
     pub fn reload_tls(&self) {
         match &self.tls {
-            Some(tls) => drop(tls.reload()),
+            // Logged and counted by `reload` itself.
+            Some(tls) => {
+                let _ = tls.reload();
+            }
             None => tracing::info!("nothing to reload: TLS is not configured"),
         }
     }

@@ -138,7 +138,7 @@ fn peer_certificate(tls: &TlsStream<TcpStream>) -> Vec<u8> {
 /// A WAMP session in JSON over either transport.
 enum Wamp {
     Ws(Box<WebSocketStream<TlsStream<TcpStream>>>),
-    Raw(TlsStream<TcpStream>),
+    Raw(Box<TlsStream<TcpStream>>),
 }
 
 impl Wamp {
@@ -162,7 +162,7 @@ impl Wamp {
         let mut reply = [0u8; 4];
         tokio::time::timeout(TIMEOUT, tls.read_exact(&mut reply)).await.unwrap().unwrap();
         assert_eq!(reply, [0x7F, 0xF1, 0, 0]);
-        (Wamp::Raw(tls), der)
+        (Wamp::Raw(Box::new(tls)), der)
     }
 
     async fn send(&mut self, msg: Value) {
