@@ -112,16 +112,17 @@ impl Drop for Files {
     }
 }
 
-async fn start(files: &Files, handshake_timeout: Duration) -> Server {
+/// A router with TLS on both TCP ports and `files`' certificate, adjusted by `tweak`.
+async fn start(files: &Files, tweak: impl FnOnce(&mut Config)) -> Server {
     let mut cfg = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         rawsocket: Some("127.0.0.1:0".parse().unwrap()),
         tls: Some(files.tls()),
         ..Config::default()
     };
-    cfg.limits.handshake_timeout = handshake_timeout;
     // No history, so that EVENT details are exactly what the publisher asked for.
     cfg.realms[0].replay = ReplayConfig::none();
+    tweak(&mut cfg);
     Server::start(&cfg).await.expect("router starts")
 }
 
@@ -275,7 +276,7 @@ async fn an_event_crosses_from_wss_to_rawsocket_over_tls() {
     let pki = Pki::new();
     let leaf = pki.leaf(1);
     let files = Files::new("event", &leaf);
-    let server = start(&files, Duration::from_secs(5)).await;
+    let server = start(&files, |_| {}).await;
     assert_eq!(server.websocket_url(), format!("wss://{}/ws", server.websocket));
     assert!(server.rawsocket_tls());
 
@@ -309,7 +310,7 @@ async fn an_event_crosses_from_wss_to_rawsocket_over_tls() {
 async fn a_silent_tls_peer_is_closed_at_the_handshake_deadline() {
     let pki = Pki::new();
     let files = Files::new("silent", &pki.leaf(1));
-    let server = start(&files, Duration::from_millis(300)).await;
+    let server = start(&files, |c| c.limits.handshake_timeout = Duration::from_millis(300)).await;
     for addr in [server.websocket, server.rawsocket.unwrap()] {
         let started = Instant::now();
         let mut tcp = TcpStream::connect(addr).await.unwrap();
@@ -331,7 +332,7 @@ async fn a_silent_tls_peer_is_closed_at_the_handshake_deadline() {
 async fn a_plain_client_on_a_tls_port_is_refused_and_others_go_on() {
     let pki = Pki::new();
     let files = Files::new("plain", &pki.leaf(1));
-    let server = start(&files, Duration::from_secs(5)).await;
+    let server = start(&files, |_| {}).await;
     let (mut subscriber, _) = Wamp::ws(server.websocket, &pki).await;
     subscriber.join().await;
     let subscription = subscriber.subscribe("com.example.tls").await;
@@ -356,6 +357,29 @@ async fn a_plain_client_on_a_tls_port_is_refused_and_others_go_on() {
     let (mut publisher, _) = Wamp::raw(server.rawsocket.unwrap(), &pki).await;
     publisher.join().await;
     event_crosses(&mut publisher, &mut subscriber, subscription, 1, 5).await;
+    server.shut_down(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn at_the_connection_limit_the_refusal_comes_over_tls() {
+    let pki = Pki::new();
+    let files = Files::new("limit", &pki.leaf(1));
+    let server = start(&files, |c| c.limits.max_sessions = 1).await;
+    let (mut only, _) = Wamp::ws(server.websocket, &pki).await;
+    only.join().await;
+
+    let (response, _) = https_get(server.websocket, &pki, "/health").await;
+    assert!(response.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{response}");
+    assert!(response.ends_with("\r\n\r\nsession limit reached\n"), "{response}");
+    let mut raw = tls_connect(server.rawsocket.unwrap(), &pki.client(&[])).await;
+    raw.write_all(&[0x7F, 0xF1, 0, 0]).await.unwrap();
+    let mut reply = [0u8; 4];
+    tokio::time::timeout(TIMEOUT, raw.read_exact(&mut reply)).await.unwrap().unwrap();
+    assert_eq!(reply, [0x7F, 0x40, 0, 0], "maximum connection count reached");
+
+    let metrics = server.router.render_metrics();
+    assert_eq!(sample(&metrics, "switchyard_sessions_refused_total"), 2);
+    assert_eq!(sample(&metrics, "switchyard_tls_handshakes_failed_total"), 0);
     server.shut_down(Duration::from_secs(1)).await;
 }
 

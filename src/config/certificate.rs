@@ -33,7 +33,7 @@ pub enum CertificateError {
     NoCertificate { path: PathBuf },
     #[error("certificate file `{}` holds an invalid certificate: {reason}", .path.display())]
     BadCertificate { path: PathBuf, reason: String },
-    #[error("key file `{}` holds no PEM private key (PKCS#8, RSA or SEC1)", .path.display())]
+    #[error("key file `{}` holds no PEM private key (unencrypted PKCS#8, RSA or SEC1)", .path.display())]
     NoKey { path: PathBuf },
     #[error("key file `{}` holds a private key that cannot be used: {reason}", .path.display())]
     BadKey { path: PathBuf, reason: String },

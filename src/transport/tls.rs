@@ -94,11 +94,6 @@ impl Tls {
         self.rawsocket.as_ref()
     }
 
-    /// The end-entity certificate being served (DER), for logs and tests.
-    pub fn certificate(&self) -> Option<Vec<u8>> {
-        self.current.get().end_entity_cert().ok().map(|c| c.to_vec())
-    }
-
     /// Re-reads the certificate and key files: new handshakes get the new certificate;
     /// a file that fails the checks leaves the old one in place. Counted and logged
     /// either way.

@@ -15,7 +15,7 @@ import pytest
 from autobahn.wamp.types import CallResult, PublishOptions, SubscribeOptions
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from harness import uniq
@@ -51,9 +51,8 @@ def _name(cn: str) -> x509.Name:
 
 
 @functools.cache
-def pki() -> tuple[bytes, bytes, bytes]:
-    """(CA certificate, server certificate, server key), PEM; the server certificate
-    is for localhost and 127.0.0.1."""
+def ca():
+    """The test CA: (certificate, key)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder()
@@ -67,9 +66,15 @@ def pki() -> tuple[bytes, bytes, bytes]:
                                        key_agreement=False, key_cert_sign=True, crl_sign=True,
                                        encipher_only=False, decipher_only=False), critical=True)
           .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
+    return ca, ca_key
+
+
+def server_certificate(key) -> bytes:
+    """A certificate for localhost and 127.0.0.1 and `key`, signed by the test CA, as PEM."""
+    ca_cert, ca_key = ca()
+    now = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder()
-            .subject_name(_name("localhost")).issuer_name(ca.subject)
+            .subject_name(_name("localhost")).issuer_name(ca_cert.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
@@ -77,10 +82,19 @@ def pki() -> tuple[bytes, bytes, bytes]:
                 x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                 critical=False)
             .sign(ca_key, hashes.SHA256()))
-    return (ca.public_bytes(serialization.Encoding.PEM),
-            cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def key_pem(key, fmt) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+
+
+@functools.cache
+def pki() -> tuple[bytes, bytes, bytes]:
+    """(CA certificate, server certificate, server key as PKCS#8), PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return (ca()[0].public_bytes(serialization.Encoding.PEM), server_certificate(key),
+            key_pem(key, serialization.PrivateFormat.PKCS8))
 
 
 def client_context() -> ssl.SSLContext:
@@ -165,3 +179,33 @@ def test_health_over_https(tls_router):
         body = json.loads(resp.read())
     assert body["status"] == "ok"
     assert body["connections"] == 1
+
+
+# PKCS#8 EC is what every other test here uses.
+KEYS = {
+    "ec-sec1": (lambda: ec.generate_private_key(ec.SECP384R1()),
+                serialization.PrivateFormat.TraditionalOpenSSL, b"-----BEGIN EC PRIVATE KEY-----"),
+    "rsa-pkcs1": (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                  serialization.PrivateFormat.TraditionalOpenSSL, b"-----BEGIN RSA PRIVATE KEY-----"),
+    "rsa-pkcs8": (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                  serialization.PrivateFormat.PKCS8, b"-----BEGIN PRIVATE KEY-----"),
+}
+
+
+@pytest.mark.parametrize("kind", list(KEYS))
+async def test_key_formats(new_router, kind):
+    make, fmt, header = KEYS[kind]
+    key = make()
+    pem = key_pem(key, fmt)
+    assert pem.startswith(header)
+    r = new_router(f"tls-{kind}", config=CONFIG,
+                   files={"tls/cert.pem": server_certificate(key).decode(), "tls/key.pem": pem.decode()})
+    ctx = client_context()
+    for transport in ("websocket", "rawsocket"):
+        s = await connect(r, transport, "json", ssl=ctx)
+        topic = uniq("com.example.tls.key")
+        inbox = Inbox()
+        await s.subscribe(inbox, topic)
+        await s.publish(topic, kind, options=PublishOptions(acknowledge=True, exclude_me=False))
+        (ev,) = await inbox.wait_for(1)
+        assert list(ev.args) == [kind]

@@ -67,7 +67,7 @@ fn a_file_without_a_key_or_without_a_certificate() {
     let path = dir.join("cert.pem");
     assert_eq!(
         load_errors(&main),
-        vec![err(&main, 3, 10, &format!("key file `{}` holds no PEM private key (PKCS#8, RSA or SEC1)", path.display()))]
+        vec![err(&main, 3, 10, &format!("key file `{}` holds no PEM private key (unencrypted PKCS#8, RSA or SEC1)", path.display()))]
     );
 
     write(&dir.join("notes.pem"), "just text\n");
