@@ -2,7 +2,8 @@
 //! and a RawSocket client over tokio-rustls) that trust only a CA made in the test:
 //! events cross both transports, a silent TLS peer meets the handshake deadline, a
 //! plain client on a TLS port is refused without disturbing anyone, and SIGHUP on the
-//! real binary swaps the certificate for new connections while an open session goes on.
+//! real binary swaps the certificate for new connections while an open session goes on;
+//! refusals at the limit come over TLS, and the environment can turn TLS on.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -391,6 +392,7 @@ struct Router {
 }
 
 impl Router {
+    /// With a config file whose [tls] names `files`, relative to the file.
     fn spawn(files: &Files) -> Router {
         let config = files.0.join("switchyard.toml");
         let realm = "[[realms]]\nname = \"realm1\"\nanonymous = \"anonymous\"\n[[realms.roles]]\nname = \"anonymous\"\n\
@@ -400,13 +402,14 @@ impl Router {
             "[transport]\nlisten = \"127.0.0.1:0\"\nrawsocket = \"127.0.0.1:0\"\n\n[tls]\ncertificate = \"cert.pem\"\nkey = \"key.pem\"\n\n{realm}"
         );
         std::fs::write(&config, text).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--config"]).arg(&config);
+        Router::start(cmd)
+    }
+
+    /// Starts `cmd` (a `switchyard serve`) and reads its ready line.
+    fn start(mut cmd: Command) -> Router {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
@@ -483,6 +486,34 @@ async fn sighup_swaps_the_certificate_for_new_connections_and_keeps_sessions() {
     let (_, der) = https_get(router.websocket, &pki, "/health").await;
     assert_eq!(der, b.der);
     event_crosses(&mut old_publisher, &mut subscriber, subscription, 4, 3).await;
+}
+
+#[tokio::test]
+async fn the_environment_turns_tls_on_without_a_file() {
+    let pki = Pki::new();
+    let leaf = pki.leaf(0xE);
+    let files = Files::new("env", &leaf);
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--rawsocket", "127.0.0.1:0"])
+        .env("SWITCHYARD_TLS_CERTIFICATE", files.0.join("cert.pem"))
+        .env("SWITCHYARD_TLS_KEY", files.0.join("key.pem"));
+    let router = Router::start(cmd);
+    let (mut session, der) = Wamp::raw(router.rawsocket, &pki).await;
+    assert_eq!(der, leaf.der);
+    session.join().await;
+    let (health, der) = https_get(router.websocket, &pki, "/health").await;
+    assert_eq!(der, leaf.der);
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+
+    // One without the other is refused before anything starts.
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SWITCHYARD_TLS_CERTIFICATE", files.0.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("--tls-key <TLS_KEY>"), "{stderr}");
 }
 
 #[test]
