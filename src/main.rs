@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use switchyard::auth::graph::GraphStore;
-use switchyard::config::{Config, LogFormat};
+use switchyard::config::{Config, LogFormat, TlsConfig};
 use switchyard::server::Server;
 use tracing_subscriber::EnvFilter;
 
@@ -40,6 +40,13 @@ enum Command {
         /// Log format: text or json (overrides the file).
         #[arg(long, env = "SWITCHYARD_LOG_FORMAT")]
         log_format: Option<String>,
+        /// TLS certificate chain, PEM (overrides [tls] certificate; with --tls-key
+        /// alone, turns TLS on for both TCP listeners).
+        #[arg(long, env = "SWITCHYARD_TLS_CERTIFICATE", requires = "tls_key")]
+        tls_certificate: Option<PathBuf>,
+        /// TLS private key, PEM (overrides [tls] key).
+        #[arg(long, env = "SWITCHYARD_TLS_KEY", requires = "tls_certificate")]
+        tls_key: Option<PathBuf>,
     },
     /// Check a configuration file and its realms; print every error with file and line.
     CheckConfig {
@@ -132,7 +139,7 @@ fn main() -> ExitCode {
                 Err(e) => Err(format!("cannot revoke the token: {e}")),
             }
         }),
-        Command::Serve { config, listen, rawsocket, unix, log_format } => {
+        Command::Serve { config, listen, rawsocket, unix, log_format, tls_certificate, tls_key } => {
             let mut cfg = match &config {
                 Some(path) => match Config::load(path) {
                     Ok(c) => c,
@@ -159,6 +166,13 @@ fn main() -> ExitCode {
             }
             if unix.is_some() {
                 cfg.unix = unix;
+            }
+            if let (Some(certificate), Some(key)) = (tls_certificate, tls_key) {
+                // The files are checked when the server starts, as the file's are.
+                cfg.tls = Some(match cfg.tls.take() {
+                    Some(t) => TlsConfig { certificate, key, ..t },
+                    None => TlsConfig::both(certificate, key),
+                });
             }
             if let Some(f) = log_format {
                 match LogFormat::parse(&f) {
@@ -238,13 +252,14 @@ async fn serve(cfg: Config) -> ExitCode {
     let server = match Server::start(&cfg).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "cannot bind the listeners");
+            tracing::error!(error = %e, "cannot start the listeners");
             return ExitCode::FAILURE;
         }
     };
     tracing::info!(
         websocket = %server.websocket_url(),
         rawsocket = ?server.rawsocket,
+        rawsocket_tls = server.rawsocket_tls(),
         unix = ?server.unix,
         realms = cfg.realms.len(),
         max_connections = server.router.max_connections(),
@@ -258,16 +273,19 @@ async fn serve(cfg: Config) -> ExitCode {
     let _ = out.flush();
     drop(out);
 
-    signals.wait().await;
+    signals.wait(|| server.reload_tls()).await;
     tracing::info!("shutting down: GOODBYE wamp.close.system_shutdown to every session");
     server.shut_down(Duration::from_secs(5)).await;
     ExitCode::SUCCESS
 }
 
-/// SIGTERM and SIGINT, listened for from the moment `install` returns.
+/// SIGTERM and SIGINT (shut down) and SIGHUP (reload the TLS certificate), listened
+/// for from the moment `install` returns. SIGHUP is caught even without TLS, so a
+/// reload sent to a router without it does not kill it.
 struct Signals {
     term: Option<tokio::signal::unix::Signal>,
     int: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -280,19 +298,30 @@ impl Signals {
                 None
             }
         };
-        Signals { term: listen(SignalKind::terminate(), "SIGTERM"), int: listen(SignalKind::interrupt(), "SIGINT") }
+        Signals {
+            term: listen(SignalKind::terminate(), "SIGTERM"),
+            int: listen(SignalKind::interrupt(), "SIGINT"),
+            hup: listen(SignalKind::hangup(), "SIGHUP"),
+        }
     }
 
-    async fn wait(mut self) {
+    /// Until SIGTERM or SIGINT, calling `reload` on each SIGHUP.
+    async fn wait(mut self, reload: impl Fn()) {
         async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
             match s {
                 Some(s) => drop(s.recv().await),
                 None => std::future::pending().await,
             }
         }
-        tokio::select! {
-            _ = recv(&mut self.term) => {}
-            _ = recv(&mut self.int) => {}
+        loop {
+            tokio::select! {
+                _ = recv(&mut self.term) => return,
+                _ = recv(&mut self.int) => return,
+                _ = recv(&mut self.hup) => {
+                    tracing::info!("SIGHUP: reloading the TLS certificate");
+                    reload();
+                }
+            }
         }
     }
 }

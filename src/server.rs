@@ -17,6 +17,7 @@ use crate::replay::durable::{Durable, DurableOptions};
 use crate::replay::Store;
 use crate::router::realm::retention;
 use crate::router::{Authorizers, ConnectionLimit, RealmAuth, Router, Stores};
+use crate::transport::tls::Tls;
 use crate::transport::{fd_limit, http, rawsocket};
 use crate::trim;
 
@@ -26,6 +27,8 @@ pub struct Server {
     pub ws_path: String,
     pub rawsocket: Option<SocketAddr>,
     pub unix: Option<PathBuf>,
+    /// The TLS certificate and acceptors, when `[tls]` is configured.
+    pub tls: Option<Arc<Tls>>,
     tasks: JoinSet<()>,
 }
 
@@ -57,6 +60,12 @@ impl Server {
         let max = fd_limit::connection_limit(nofile, config.limits.max_sessions);
         let limit = ConnectionLimit { max, reserve: fd_limit::reserve(nofile) };
         let router = Router::with_parts(config, limit, authorizers, stores);
+        // Loaded before any listener is bound: a certificate that cannot be served
+        // stops the start instead of failing every handshake.
+        let tls = match &config.tls {
+            Some(t) => Some(Arc::new(Tls::start(t, router.metrics.clone()).map_err(io::Error::other)?)),
+            None => None,
+        };
         let mut tasks = JoinSet::new();
 
         tasks.spawn(trim::after_waves_of_closes(router.clone()));
@@ -77,13 +86,15 @@ impl Server {
 
         let http_listener = TcpListener::bind(config.listen).await?;
         let websocket = http_listener.local_addr()?;
-        tasks.spawn(http::serve(http_listener, router.clone(), config.ws_path.clone()));
+        let https = tls.as_ref().and_then(|t| t.websocket().cloned());
+        tasks.spawn(http::serve(http_listener, router.clone(), config.ws_path.clone(), https));
 
         let rawsocket = match config.rawsocket {
             Some(addr) => {
                 let l = TcpListener::bind(addr).await?;
                 let bound = l.local_addr()?;
-                tasks.spawn(rawsocket::serve_tcp(l, router.clone()));
+                let raw_tls = tls.as_ref().and_then(|t| t.rawsocket().cloned());
+                tasks.spawn(rawsocket::serve_tcp(l, router.clone(), raw_tls));
                 Some(bound)
             }
             None => None,
@@ -98,11 +109,32 @@ impl Server {
             tasks.spawn(rawsocket::serve_unix(l, router.clone()));
         }
 
-        Ok(Server { router, websocket, ws_path: config.ws_path.clone(), rawsocket, unix: config.unix.clone(), tasks })
+        Ok(Server { router, websocket, ws_path: config.ws_path.clone(), rawsocket, unix: config.unix.clone(), tls, tasks })
     }
 
     pub fn websocket_url(&self) -> String {
-        format!("ws://{}{}", self.websocket, self.ws_path)
+        let scheme = if self.websocket_tls() { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.websocket, self.ws_path)
+    }
+
+    pub fn websocket_tls(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.websocket().is_some())
+    }
+
+    pub fn rawsocket_tls(&self) -> bool {
+        self.rawsocket.is_some() && self.tls.as_ref().is_some_and(|t| t.rawsocket().is_some())
+    }
+
+    /// SIGHUP: re-reads the TLS certificate and key (a no-op without TLS). Open
+    /// connections are untouched; a bad file keeps the current certificate.
+    pub fn reload_tls(&self) {
+        match &self.tls {
+            // Logged and counted by `reload` itself.
+            Some(tls) => {
+                let _ = tls.reload();
+            }
+            None => tracing::info!("nothing to reload: TLS is not configured"),
+        }
     }
 
     /// The one line printed on stdout once every listener is bound, for scripts and tests.
@@ -111,6 +143,7 @@ impl Server {
             "event": "listening",
             "websocket": self.websocket_url(),
             "rawsocket": self.rawsocket.map(|a| a.to_string()),
+            "rawsocket_tls": self.rawsocket_tls(),
             "unix": self.unix.as_ref().map(|p| p.display().to_string()),
         })
         .to_string()

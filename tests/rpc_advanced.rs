@@ -151,7 +151,7 @@ async fn a_call_times_out_at_its_deadline_for_both_sides() {
 /// A realm's `max_call_timeout_ms` bounds calls that ask for longer, or for none.
 #[tokio::test]
 async fn the_realm_maximum_bounds_every_call() {
-    let server = common::start(|c| c.realms[0].limits = RealmLimits { max_call_timeout: Some(Duration::from_millis(150)) }).await;
+    let server = common::start(|c| c.realms[0].limits = RealmLimits { max_call_timeout: Some(Duration::from_millis(150)), ..RealmLimits::default() }).await;
     let mut caller = Client::join_ws(&server, Serializer::Json).await;
     let mut callee = Client::join_ws(&server, Serializer::Json).await;
     register_with(&mut callee, "svc.slow", Dict::new()).await.unwrap();

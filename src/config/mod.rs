@@ -7,14 +7,17 @@
 //! below while collecting *every* semantic error with its file, line and column, so an
 //! operator can fix a broken configuration in one pass instead of one error per restart.
 
+pub mod certificate;
 mod error;
 mod policy;
 mod raw;
 mod realm;
 mod realm_limits;
 mod replay;
+mod tls;
 mod uri;
 mod validate;
+mod x509;
 
 #[cfg(test)]
 mod tests;
@@ -42,9 +45,33 @@ pub struct Config {
     pub rawsocket: Option<SocketAddr>,
     /// RawSocket over a Unix domain socket; `None` when not configured.
     pub unix: Option<PathBuf>,
+    /// TLS on the TCP listeners (`[tls]`); `None`: every listener speaks plain TCP.
+    pub tls: Option<TlsConfig>,
     pub limits: Limits,
     pub log: LogConfig,
     pub realms: Vec<RealmConfig>,
+}
+
+/// `[tls]`: the certificate and key files, and which TCP listeners use them. The Unix
+/// socket is always plain (it never leaves the machine).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM certificate chain, end-entity certificate first (resolved against the main
+    /// file's folder when relative).
+    pub certificate: PathBuf,
+    /// PEM private key: PKCS#8, RSA (PKCS#1) or SEC1.
+    pub key: PathBuf,
+    /// The WebSocket/HTTP port speaks HTTPS and wss:// (default true).
+    pub websocket: bool,
+    /// The RawSocket TCP port speaks TLS (default true).
+    pub rawsocket: bool,
+}
+
+impl TlsConfig {
+    /// TLS with these files on both TCP listeners (the `--tls-*` command-line defaults).
+    pub fn both(certificate: PathBuf, key: PathBuf) -> TlsConfig {
+        TlsConfig { certificate, key, websocket: true, rawsocket: true }
+    }
 }
 
 /// Resource limits. In the TOML file durations are written as integer milliseconds
@@ -477,6 +504,7 @@ impl Default for Config {
             ws_path: "/ws".to_string(),
             rawsocket: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 8081))),
             unix: None,
+            tls: None,
             limits: Limits::default(),
             log: LogConfig::default(),
             realms: vec![RealmConfig::default_realm()],

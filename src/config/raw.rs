@@ -16,6 +16,7 @@ pub(super) struct RawMain {
     pub realms_dir: Option<Spanned<String>>,
     #[serde(default)]
     pub transport: RawTransport,
+    pub tls: Option<RawTls>,
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
@@ -31,6 +32,16 @@ pub(super) struct RawTransport {
     pub ws_path: Option<Spanned<String>>,
     pub rawsocket: Option<Spanned<String>>,
     pub unix: Option<Spanned<String>>,
+}
+
+/// `[tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub certificate: Spanned<String>,
+    pub key: Spanned<String>,
+    pub websocket: Option<Spanned<bool>>,
+    pub rawsocket: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -26,6 +26,9 @@ pub(super) fn build(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
         ..Config::default()
     };
     transport(&src, &raw.transport, &mut config, &mut errors);
+    if let Some(t) = &raw.tls {
+        config.tls = super::tls::validate(&src, t, &mut errors);
+    }
     config.limits = limits(&src, &raw.limits, &mut errors);
     config.log = log(&src, &raw.log, &mut errors);
     let mut realms = RealmSet::default();

@@ -95,6 +95,13 @@ pub struct Metrics {
     pub auth_failures: Counter,
     /// Authentications refused unchecked: the peer failed too often.
     pub auth_throttled: Counter,
+    /// TLS handshakes that failed or did not finish within the handshake deadline
+    /// (plain TCP clients on a TLS port among them).
+    pub tls_handshakes_failed: Counter,
+    /// Certificate reloads (SIGHUP), by `result` (`ok`, `failed`).
+    pub tls_reloads: Family<Vec<(String, String)>, Counter>,
+    /// `notAfter` of the certificate being served, in Unix seconds.
+    pub tls_certificate_expiry: Gauge,
 }
 
 impl Default for Metrics {
@@ -155,6 +162,9 @@ impl Metrics {
             durable_online: Family::default(),
             quota_refusals: Family::default(),
             publications_refused_offline: Counter::default(),
+            tls_handshakes_failed: Counter::default(),
+            tls_reloads: Family::default(),
+            tls_certificate_expiry: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("sessions", "Established sessions", m.sessions.clone());
@@ -296,6 +306,21 @@ impl Metrics {
             "auth_throttled",
             "Authentications refused unchecked: too many failures from that address",
             m.auth_throttled.clone(),
+        );
+        registry.register(
+            "tls_handshakes_failed",
+            "TLS handshakes that failed or did not finish within handshake_timeout_ms (plain clients on a TLS port among them)",
+            m.tls_handshakes_failed.clone(),
+        );
+        registry.register(
+            "tls_certificate_reloads",
+            "Certificate reloads on SIGHUP, by result (ok; failed: the previous certificate is kept)",
+            m.tls_reloads.clone(),
+        );
+        registry.register(
+            "tls_certificate_expiry_seconds",
+            "notAfter of the TLS certificate being served, in Unix seconds (0 without TLS)",
+            m.tls_certificate_expiry.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -3,6 +3,8 @@
 //! `axum::serve`, so that it goes through the admission gate and lives under a deadline:
 //! a connection has `handshake_timeout_ms` to send its request and upgrade (or be done
 //! with HTTP), and is closed when a newer connection takes its place at the limit.
+//! With TLS on, the TLS handshake comes first, inside the same deadline; the plain
+//! listener keeps its own monomorphic path.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,10 +17,12 @@ use axum::routing::get;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tower_service::Service;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
-use super::listener;
+use super::{listener, tls};
 use super::websocket::{self, Connection};
 use crate::router::admission::{Admission, Refusal};
 use crate::router::Router;
@@ -56,15 +60,46 @@ async fn metrics(State(router): State<Arc<Router>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], router.render_metrics())
 }
 
-/// Serves HTTP and WebSocket until the router shuts down.
-pub async fn serve(l: TcpListener, router: Arc<Router>, ws_path: String) {
+/// Serves HTTP and WebSocket until the router shuts down; HTTPS and wss:// when
+/// `tls` is given.
+pub async fn serve(l: TcpListener, router: Arc<Router>, ws_path: String, tls: Option<TlsAcceptor>) {
     let app = app(router.clone(), &ws_path);
     let r = router.clone();
-    let serve = move |stream, peer, admission| serve_connection(r.clone(), app.clone(), stream, peer, admission);
-    listener::run(l, router, "http", serve, refuse).await
+    let Some(acceptor) = tls else {
+        let serve = move |stream, peer, admission| {
+            let deadline = Instant::now() + r.limits.handshake_timeout;
+            serve_connection(r.clone(), app.clone(), stream, peer, admission, deadline)
+        };
+        return listener::run(l, router, "http", serve, refuse).await;
+    };
+    let a = acceptor.clone();
+    let serve = move |stream, peer: String, admission| {
+        let (r, app, acceptor) = (r.clone(), app.clone(), acceptor.clone());
+        async move {
+            let deadline = Instant::now() + r.limits.handshake_timeout;
+            if let Some(stream) = tls::handshake(&acceptor, stream, deadline, &admission, &r, &peer).await {
+                serve_connection(r, app, stream, peer, admission, deadline).await;
+            }
+        }
+    };
+    // A refused HTTPS client gets the same 503, once it can read it.
+    let refuse = move |stream, refusal| {
+        let a = a.clone();
+        async move {
+            if let Some(stream) = tls::handshake_refused(&a, stream, REFUSAL_WAIT).await {
+                refuse(stream, refusal).await;
+            }
+        }
+    };
+    listener::run(l, router, "https", serve, refuse).await
 }
 
-async fn serve_connection(router: Arc<Router>, app: axum::Router, stream: TcpStream, peer: String, admission: Admission) {
+/// One HTTP connection until it is upgraded or done; it has until `deadline` (the
+/// handshake deadline) to get there.
+async fn serve_connection<S>(router: Arc<Router>, app: axum::Router, stream: S, peer: String, admission: Admission, deadline: Instant)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let evicted = admission.evicted().clone();
     // The upgrade takes the admission over; plain HTTP leaves it here, and the place is
     // freed when the connection ends.
@@ -81,7 +116,7 @@ async fn serve_connection(router: Arc<Router>, app: axum::Router, stream: TcpStr
     builder.max_buf_size(MAX_REQUEST_HEAD);
     let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
     tokio::pin!(conn);
-    let deadline = tokio::time::sleep(router.limits.handshake_timeout);
+    let deadline = tokio::time::sleep_until(deadline);
     tokio::pin!(deadline);
     let mut draining = false;
     loop {
@@ -98,13 +133,13 @@ async fn serve_connection(router: Arc<Router>, app: axum::Router, stream: TcpStr
                 }
                 draining = true;
                 conn.as_mut().graceful_shutdown();
-                deadline.as_mut().reset(tokio::time::Instant::now() + DRAIN);
+                deadline.as_mut().reset(Instant::now() + DRAIN);
             }
             _ = evicted.cancelled() => return,
             _ = router.shutdown.cancelled(), if !draining => {
                 draining = true;
                 conn.as_mut().graceful_shutdown();
-                deadline.as_mut().reset(tokio::time::Instant::now() + DRAIN);
+                deadline.as_mut().reset(Instant::now() + DRAIN);
             }
         }
     }
@@ -112,7 +147,7 @@ async fn serve_connection(router: Arc<Router>, app: axum::Router, stream: TcpStr
 
 /// At the connection limit: the documented 503, once the request head is in (or after
 /// a second), then close.
-async fn refuse(mut stream: TcpStream, refusal: Refusal) {
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, refusal: Refusal) {
     let mut head = [0u8; 8192];
     let mut n = 0;
     let _ = tokio::time::timeout(REFUSAL_WAIT, async {

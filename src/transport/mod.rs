@@ -1,4 +1,5 @@
-//! Transports: WebSocket (with HTTP on the same port) and RawSocket (TCP and Unix).
+//! Transports: WebSocket (with HTTP on the same port) and RawSocket (TCP and Unix),
+//! each TCP listener optionally over TLS (`tls`).
 //! Each accepts connections through the router's admission gate (`listener`), enforces
 //! the read limits of `inbound`, and turns its socket into a `FrameReader` and a
 //! `FrameWriter` (`router::frames`); the router never sees a socket, and transport
@@ -9,6 +10,7 @@ pub mod http;
 pub mod inbound;
 pub mod listener;
 pub mod rawsocket;
+pub mod tls;
 pub mod websocket;
 pub mod ws_inspect;
 

@@ -1,7 +1,8 @@
 //! WAMP over RawSocket (TCP and Unix sockets): the spec's 4-octet handshake (serializer
 //! and maximum message length both ways, error replies) within `handshake_timeout_ms`,
 //! 4-octet frame headers with message/PING/PONG types, and every limit of
-//! `inbound.rs` checked from the frame header, before the payload is read.
+//! `inbound.rs` checked from the frame header, before the payload is read. On TCP the
+//! stream may be TLS: its handshake comes first, inside the same deadline.
 
 use std::io;
 use std::sync::Arc;
@@ -10,10 +11,12 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Decoder;
 
 use super::inbound::{FrameClock, InboundLimits};
-use super::listener;
+use super::{listener, tls};
 use super::{CloseReason, FrameReader, FrameWriter, Inbound, TransportError};
 use crate::router::admission::{Admission, Refusal};
 use crate::router::connection;
@@ -82,24 +85,51 @@ pub fn announced_limit(max_message_size: usize) -> usize {
     1usize << (9 + length_exponent(max_message_size))
 }
 
-pub async fn serve_tcp(l: TcpListener, router: Arc<Router>) {
+/// RawSocket on TCP, over TLS when `tls` is given.
+pub async fn serve_tcp(l: TcpListener, router: Arc<Router>, tls: Option<TlsAcceptor>) {
     let r = router.clone();
-    let serve = move |stream: tokio::net::TcpStream, peer, admission| {
-        let (rd, wr) = stream.into_split();
-        handshake_and_serve(r.clone(), rd, wr, peer, "rawsocket", admission)
+    let Some(acceptor) = tls else {
+        let serve = move |stream: tokio::net::TcpStream, peer, admission| {
+            let (rd, wr) = stream.into_split();
+            let deadline = Instant::now() + r.limits.handshake_timeout;
+            handshake_and_serve(r.clone(), rd, wr, peer, "rawsocket", admission, deadline)
+        };
+        return listener::run(l, router, "rawsocket", serve, |stream, refusal| {
+            let (rd, wr) = stream.into_split();
+            refuse(rd, wr, refusal)
+        })
+        .await;
     };
-    listener::run(l, router, "rawsocket", serve, |stream, refusal| {
-        let (rd, wr) = stream.into_split();
-        refuse(rd, wr, refusal)
-    })
-    .await
+    let a = acceptor.clone();
+    let serve = move |stream: tokio::net::TcpStream, peer: String, admission| {
+        let (r, acceptor) = (r.clone(), acceptor.clone());
+        async move {
+            let deadline = Instant::now() + r.limits.handshake_timeout;
+            if let Some(stream) = tls::handshake(&acceptor, stream, deadline, &admission, &r, &peer).await {
+                let (rd, wr) = tokio::io::split(stream);
+                handshake_and_serve(r, rd, wr, peer, "rawsocket", admission, deadline).await;
+            }
+        }
+    };
+    // A refused client gets error 4 over TLS, once it can read it.
+    let refuse_tls = move |stream, refusal| {
+        let a = a.clone();
+        async move {
+            if let Some(stream) = tls::handshake_refused(&a, stream, REFUSAL_WAIT).await {
+                let (rd, wr) = tokio::io::split(stream);
+                refuse(rd, wr, refusal).await;
+            }
+        }
+    };
+    listener::run(l, router, "rawsocket-tls", serve, refuse_tls).await
 }
 
 pub async fn serve_unix(l: UnixListener, router: Arc<Router>) {
     let r = router.clone();
     let serve = move |stream: tokio::net::UnixStream, peer, admission| {
         let (rd, wr) = stream.into_split();
-        handshake_and_serve(r.clone(), rd, wr, peer, "rawsocket-unix", admission)
+        let deadline = Instant::now() + r.limits.handshake_timeout;
+        handshake_and_serve(r.clone(), rd, wr, peer, "rawsocket-unix", admission, deadline)
     };
     listener::run(l, router, "unix", serve, |stream, refusal| {
         let (rd, wr) = stream.into_split();
@@ -130,13 +160,14 @@ async fn handshake_and_serve<R, W>(
     peer: String,
     transport: &'static str,
     admission: Admission,
+    deadline: Instant,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let mut req = [0u8; 4];
     let read = tokio::select! {
-        read = tokio::time::timeout(router.limits.handshake_timeout, r.read_exact(&mut req)) => read,
+        read = tokio::time::timeout_at(deadline, r.read_exact(&mut req)) => read,
         _ = admission.evicted().cancelled() => return,
     };
     if !matches!(read, Ok(Ok(_))) {

@@ -19,6 +19,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
+import https from 'node:https';
+import tls from 'node:tls';
 import net from 'node:net';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -261,6 +263,20 @@ class CapturingAgent extends http.Agent {
   }
 }
 
+/** The same for wss://: `tlsOptions` (e.g. { ca }) reach tls.connect through the agent. */
+class CapturingTlsAgent extends https.Agent {
+  constructor(onSocket, tlsOptions) {
+    super({ keepAlive: false, ...tlsOptions });
+    this._onSocket = onSocket;
+  }
+
+  createConnection(options) {
+    const s = tls.connect(options);
+    this._onSocket(s);
+    return s;
+  }
+}
+
 function installTap(transport, tap) {
   let userOnMessage = () => {};
   Object.defineProperty(transport, 'onmessage', {
@@ -300,7 +316,8 @@ function installTap(transport, tap) {
 
 function TapWebSocketFactory(options) {
   const tap = options.__tap;
-  options.agent = new CapturingAgent((s) => tap.onSocket(s));
+  const onSocket = (s) => tap.onSocket(s);
+  options.agent = options.tls ? new CapturingTlsAgent(onSocket, options.tls) : new CapturingAgent(onSocket);
   this._inner = new (autobahn.transports.get('websocket'))(options);
   this._tap = tap;
 }
@@ -549,6 +566,8 @@ export function openClient(router, opts = {}) {
   if (transport === 'websocket') {
     if (!router.ws) throw new Error('router announced no websocket listener');
     topts = { type: 'tap-websocket', url: opts.url || router.ws, serializers: [makeSerializer(serializer, binary)] };
+    // wss://: options for tls.connect, such as { ca } to trust a test CA.
+    if (opts.tls) topts.tls = opts.tls;
   } else if (transport === 'rawsocket') {
     if (serializer !== 'json') throw new Error('autobahn-js RawSocket supports only json');
     if (!router.rawsocket) throw new Error('router announced no rawsocket listener');

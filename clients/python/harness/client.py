@@ -163,8 +163,9 @@ def _url_for(router, transport: str):
     raise ValueError(transport)
 
 
-async def open_transport(router, transport: str, serializer: str, make_session):
-    """Connect the transport; the session is created by autobahn on open."""
+async def open_transport(router, transport: str, serializer: str, make_session, ssl=None):
+    """Connect the transport; the session is created by autobahn on open.  ``ssl``: an
+    ``ssl.SSLContext`` for a router with TLS (WebSocket and TCP RawSocket)."""
     loop = asyncio.get_running_loop()
     ser = SERIALIZERS[serializer]()
     if transport == "websocket":
@@ -174,10 +175,10 @@ async def open_transport(router, transport: str, serializer: str, make_session):
             maxFramePayloadSize=0, maxMessagePayloadSize=0, autoFragmentSize=0,
             openHandshakeTimeout=5, closeHandshakeTimeout=1, failByDrop=False,
             autoPingInterval=0)
-        _tr, proto = await loop.create_connection(factory, router.ws_host, router.ws_port)
+        _tr, proto = await loop.create_connection(factory, router.ws_host, router.ws_port, ssl=ssl)
     elif transport == "rawsocket":
         factory = WampRawSocketClientFactory(make_session, serializer=ser)
-        _tr, proto = await loop.create_connection(factory, router.rs_host, router.rs_port)
+        _tr, proto = await loop.create_connection(factory, router.rs_host, router.rs_port, ssl=ssl)
     elif transport == "unix":
         factory = WampRawSocketClientFactory(make_session, serializer=ser)
         _tr, proto = await loop.create_unix_connection(factory, router.unix_path)
@@ -189,7 +190,7 @@ async def open_transport(router, transport: str, serializer: str, make_session):
 async def connect(router, transport: str = "websocket", serializer: str = "json", *,
                   realm: str = "realm1", authid: str | None = None,
                   ticket: str | None = None, authmethods: list[str] | None = None,
-                  timeout: float = DEFAULT_TIMEOUT) -> Client:
+                  timeout: float = DEFAULT_TIMEOUT, ssl=None) -> Client:
     """Open a transport, send HELLO and return the joined session.
 
     Raises JoinFailed when the router ABORTs or drops the connection.
@@ -209,8 +210,8 @@ async def connect(router, transport: str = "websocket", serializer: str = "json"
         _open_sessions.append(s)
         return s
 
-    proto = await asyncio.wait_for(open_transport(router, transport, serializer, make_session),
-                                   timeout)
+    proto = await asyncio.wait_for(
+        open_transport(router, transport, serializer, make_session, ssl=ssl), timeout)
     state.protocol = proto
     closed = proto.is_closed  # a future owned by autobahn: wait on it, never cancel it
     done, _ = await asyncio.wait({state.joined, state.left, closed}, timeout=timeout,

@@ -3,7 +3,9 @@
 The router prints one JSON line on stdout once every listener is bound:
 
     {"event":"listening","websocket":"ws://127.0.0.1:PORT/ws",
-     "rawsocket":"127.0.0.1:PORT","unix":"/path/to.sock"|null}
+     "rawsocket":"127.0.0.1:PORT","rawsocket_tls":false,"unix":"/path/to.sock"|null}
+
+(``wss://`` and ``"rawsocket_tls":true`` when the configuration has ``[tls]``.)
 
 Logs go to stderr, which we write to a file so that a crash can be reported
 with the tail of the log.
@@ -138,7 +140,8 @@ class Router:
 
     def _parse_ready(self, ready: dict) -> None:
         ws = urlparse(ready["websocket"])
-        if ws.scheme != "ws" or not ws.port:
+        # wss:// when the configuration has [tls]
+        if ws.scheme not in ("ws", "wss") or not ws.port:
             raise RouterError(f"bad websocket url in ready line: {ready!r}")
         self.ws_url = ready["websocket"]
         self.ws_host, self.ws_port = ws.hostname, ws.port

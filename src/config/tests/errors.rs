@@ -14,7 +14,7 @@ fn unknown_key_names_the_key_and_the_allowed_keys() {
             MAIN,
             1,
             1,
-            "unknown key `realms_dri`, expected one of `realms_dir`, `transport`, `limits`, `log`, `realms`"
+            "unknown key `realms_dri`, expected one of `realms_dir`, `transport`, `tls`, `limits`, `log`, `realms`"
         )]
     );
     assert_eq!(

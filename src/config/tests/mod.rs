@@ -4,6 +4,7 @@
 mod errors;
 mod files;
 mod replay;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -370,6 +371,7 @@ fn full_file_round_trip() {
         ws_path: "/wamp".to_string(),
         rawsocket: None,
         unix: Some(PathBuf::from("/run/switchyard.sock")),
+        tls: None,
         limits: Limits {
             max_message_size: 1000,
             max_hello_size: 500,
