@@ -93,8 +93,16 @@ enum Proof {
     Ticket,
     /// The challenge string sent, which the client must HMAC.
     Cra { challenge: String },
-    /// The random bytes sent, which the client must sign with `pubkey`.
-    Cryptosign { challenge: [u8; 32], pubkey: [u8; 32], pubkey_hex: String },
+    /// Boxed: it is the largest, and every session in its handshake holds a Pending.
+    Cryptosign(Box<KeyProof>),
+}
+
+/// The random bytes sent, which the client must sign with `pubkey`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyProof {
+    challenge: [u8; 32],
+    pubkey: [u8; 32],
+    pubkey_hex: String,
 }
 
 impl Pending {
@@ -111,7 +119,7 @@ impl Pending {
     /// stands for it.
     fn throttle_id(&self) -> &str {
         match &self.proof {
-            Proof::Cryptosign { pubkey_hex, .. } if self.principal.authid.is_empty() => pubkey_hex,
+            Proof::Cryptosign(key) if self.principal.authid.is_empty() => &key.pubkey_hex,
             _ => &self.principal.authid,
         }
     }
@@ -263,7 +271,7 @@ impl Authenticator {
         let challenge = cryptosign::new_challenge();
         let extra = dict([("challenge", cryptosign::encode_hex(&challenge).into()), ("channel_binding", Value::Null)]);
         let principal = pending_principal(authid.unwrap_or(""), String::new(), "cryptosign");
-        let proof = Proof::Cryptosign { challenge, pubkey, pubkey_hex: cryptosign::encode_hex(&pubkey) };
+        let proof = Proof::Cryptosign(Box::new(KeyProof { challenge, pubkey, pubkey_hex: cryptosign::encode_hex(&pubkey) }));
         Ok(HelloOutcome::Challenge { method: "cryptosign", extra, pending: Pending { principal, proof } })
     }
 
@@ -276,11 +284,11 @@ impl Authenticator {
         match &pending.proof {
             Proof::Ticket => self.check_ticket(&pending.principal, signature, address),
             Proof::Cra { challenge } => Verdict::Now(self.check_cra(&pending.principal, challenge, signature, address)),
-            Proof::Cryptosign { challenge, pubkey, pubkey_hex } => {
-                if let Err(e) = cryptosign::verify(pubkey, challenge, signature) {
+            Proof::Cryptosign(key) => {
+                if let Err(e) = cryptosign::verify(&key.pubkey, &key.challenge, signature) {
                     return Verdict::Now(Err(self.fail(address, pending.throttle_id(), e.to_string())));
                 }
-                self.key_owner(&pending.principal.authid, pubkey, pubkey_hex, address)
+                self.key_owner(&pending.principal.authid, &key.pubkey, &key.pubkey_hex, address)
             }
         }
     }
