@@ -106,15 +106,6 @@ struct KeyProof {
 }
 
 impl Pending {
-    /// The authid as claimed in HELLO; empty when the credential names it.
-    pub fn authid(&self) -> &str {
-        &self.principal.authid
-    }
-
-    pub fn authmethod(&self) -> &'static str {
-        self.principal.authmethod
-    }
-
     /// The name failures are throttled under: the claimed authid, or the key that
     /// stands for it.
     fn throttle_id(&self) -> &str {
