@@ -1,6 +1,7 @@
 //! The `switchyard` command: `serve` runs the router, `check-config` validates a
 //! configuration file and its realms, reporting every error with file and line;
-//! `migrate` and `token` manage the permission graph's database.
+//! `migrate` and `token` manage the permission graph's database; `wampcra-key` derives
+//! the key a salted WAMP-CRA principal's `secret` holds.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -62,6 +63,16 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Derive a salted WAMP-CRA key from a password read on stdin: prints the `secret`
+    /// to put beside `salt`, `iterations` and `keylen` in the realm file.
+    WampcraKey {
+        #[arg(long)]
+        salt: String,
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+        iterations: u32,
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(16..=64))]
+        keylen: u32,
     },
 }
 
@@ -139,6 +150,19 @@ fn main() -> ExitCode {
                 Err(e) => Err(format!("cannot revoke the token: {e}")),
             }
         }),
+        Command::WampcraKey { salt, iterations, keylen } => {
+            // The password comes on stdin, not as an argument, so it stays out of the
+            // shell history and the process list.
+            let mut password = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut password) {
+                eprintln!("cannot read the password from stdin: {e}");
+                return ExitCode::FAILURE;
+            }
+            let password = password.strip_suffix('\n').unwrap_or(&password);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            println!("{}", switchyard::auth::cra::derive_key(password, &salt, iterations, keylen as usize));
+            ExitCode::SUCCESS
+        }
         Command::Serve { config, listen, rawsocket, unix, log_format, tls_certificate, tls_key } => {
             let mut cfg = match &config {
                 Some(path) => match Config::load(path) {

@@ -140,7 +140,7 @@ impl Guard for KeeperGuard {
 fn realm_config() -> RealmConfig {
     let all = Allow { call: true, register: true, publish: true, subscribe: true };
     let everything = Permission { uri: "".into(), match_policy: MatchPolicy::Prefix, allow: all, disclose: Disclose::default() };
-    let principal = |authid: &str| PrincipalConfig { authid: authid.into(), ticket: format!("{authid}-ticket"), role: "user".into() };
+    let principal = |authid: &str| PrincipalConfig::ticket(authid, format!("{authid}-ticket"), "user");
     RealmConfig {
         name: "guarded".into(),
         anonymous: None,

@@ -327,11 +327,7 @@ fn abort_message(m: &Message) -> (&str, Option<&str>) {
 async fn failed_tickets_are_throttled() {
     let server = start(|c| {
         c.limits.auth_failures_per_minute = 3;
-        c.realms[0].principals.push(switchyard::config::PrincipalConfig {
-            authid: "alice".into(),
-            ticket: "s3cret".into(),
-            role: "anonymous".into(),
-        });
+        c.realms[0].principals.push(switchyard::config::PrincipalConfig::ticket("alice", "s3cret", "anonymous"));
     })
     .await;
     assert!(matches!(ticket_login(&server, "s3cret").await, Message::Welcome { .. }));

@@ -1,18 +1,22 @@
-//! Authenticators: anonymous, and ticket against the realm's static principals or, on
-//! realms of the permission graph, against its API tokens (a [`TokenCheck`]).
+//! Authenticators: anonymous; ticket against the realm's static principals or, on realms
+//! of the permission graph, against its API tokens (a [`TokenCheck`]); WAMP-CRA against
+//! the static principals' secrets (`cra.rs`); and WAMP-Cryptosign against the static
+//! principals' public keys or the graph users' stored keys (`cryptosign.rs`).
 //! HELLO yields a welcome, a challenge, or a refusal; AUTHENTICATE completes a challenge,
-//! at once for a static secret, or later ([`Verdict::Later`]) when a token must be
-//! looked up. Failed tickets are throttled per peer address (`throttle.rs`).
+//! at once for a static credential, or later ([`Verdict::Later`]) when a token or key
+//! must be looked up. Failures are throttled per peer address (`throttle.rs`).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
 
-use super::throttle::Throttle;
-use crate::config::RealmConfig;
+use super::credentials::Credentials;
 use super::error::AuthError;
-use crate::wamp::{Dict, Value};
+use super::throttle::Throttle;
+use super::{cra, cryptosign};
+use crate::config::RealmConfig;
+use crate::wamp::{dict, Dict, Value};
 
 /// An authenticated identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,14 +43,26 @@ pub struct TokenHolder {
     pub expires_at: Option<SystemTime>,
 }
 
-/// Checks API tokens presented as WAMP-Ticket tickets.
+/// Who a Cryptosign public key stored in the graph belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHolder {
+    pub user: String,
+    pub admin: bool,
+}
+
+/// Checks the credentials the permission graph stores: API tokens presented as
+/// WAMP-Ticket tickets, and users' WAMP-Cryptosign public keys.
 pub trait TokenCheck: Send + Sync + std::fmt::Debug {
     /// Who `token` belongs to, or why it opens no session ([`AuthError::Failed`] saying
     /// which, or [`AuthError::Unavailable`]).
     fn check(&self, token: &str) -> BoxFuture<'static, Result<TokenHolder, AuthError>>;
+
+    /// Who the Ed25519 public key `pubkey` (64 lower-case hex digits) belongs to, with
+    /// the same kinds of refusal. Called only once the client proved it holds the key.
+    fn check_key(&self, pubkey: &str) -> BoxFuture<'static, Result<KeyHolder, AuthError>>;
 }
 
-/// The answer to AUTHENTICATE: now, or once a token has been looked up.
+/// The answer to AUTHENTICATE: now, or once a token or key has been looked up.
 pub enum Verdict {
     Now(Result<Principal, AuthError>),
     Later(BoxFuture<'static, Result<Principal, AuthError>>),
@@ -62,17 +78,55 @@ impl Verdict {
     }
 }
 
+/// A challenge sent and not yet answered: who the peer claims to be, and what it must
+/// prove. Kept by the session until AUTHENTICATE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The identity on success, as far as HELLO could tell (a token's or a key's owner
+    /// is only known once it is looked up).
+    principal: Principal,
+    proof: Proof,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Proof {
+    Ticket,
+    /// The challenge string sent, which the client must HMAC.
+    Cra { challenge: String },
+    /// Boxed: it is the largest, and every session in its handshake holds a Pending.
+    Cryptosign(Box<KeyProof>),
+}
+
+/// The random bytes sent, which the client must sign with `pubkey`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyProof {
+    challenge: [u8; 32],
+    pubkey: [u8; 32],
+    pubkey_hex: String,
+}
+
+impl Pending {
+    /// The name failures are throttled under: the claimed authid, or the key that
+    /// stands for it.
+    fn throttle_id(&self) -> &str {
+        match &self.proof {
+            Proof::Cryptosign(key) if self.principal.authid.is_empty() => &key.pubkey_hex,
+            _ => &self.principal.authid,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum HelloOutcome {
     Welcome(Principal),
     /// Send CHALLENGE(method, extra) and keep `pending` until AUTHENTICATE.
-    Challenge { method: &'static str, extra: Dict, pending: Principal },
+    Challenge { method: &'static str, extra: Dict, pending: Pending },
 }
 
 #[derive(Debug)]
 pub struct Authenticator {
     anonymous_role: Option<String>,
-    tickets: Vec<(String, String, String)>,
+    statics: Credentials,
     tokens: Option<Arc<dyn TokenCheck>>,
     throttle: Arc<Throttle>,
 }
@@ -85,13 +139,14 @@ impl Authenticator {
     pub fn from_config(realm: &RealmConfig, failures_per_minute: u32) -> Authenticator {
         Authenticator {
             anonymous_role: realm.anonymous.clone(),
-            tickets: realm.principals.iter().map(|p| (p.authid.clone(), p.ticket.clone(), p.role.clone())).collect(),
+            statics: Credentials::from_config(realm),
             tokens: None,
             throttle: Arc::new(Throttle::new(failures_per_minute)),
         }
     }
 
-    /// Also accepts API tokens as tickets, checked by `tokens`.
+    /// Also accepts API tokens as tickets and the graph users' keys for Cryptosign,
+    /// checked by `tokens`.
     pub fn with_tokens(mut self, tokens: Arc<dyn TokenCheck>) -> Authenticator {
         self.tokens = Some(tokens);
         self
@@ -107,6 +162,12 @@ impl Authenticator {
         }
     }
 
+    /// Records a failure of `authid` from `address` and says why it failed.
+    fn fail(&self, address: &str, authid: &str, why: impl Into<String>) -> AuthError {
+        self.throttle.record_failure(address, authid, Instant::now());
+        AuthError::Failed(why.into())
+    }
+
     /// Picks the first method the client offers that this realm can do. `address` is the
     /// peer's address (IP without port), for throttling.
     pub fn hello(&self, details: &Dict, session_id: u64, address: &str) -> Result<HelloOutcome, AuthError> {
@@ -115,29 +176,13 @@ impl Authenticator {
             Some(Value::List(l)) => l.iter().filter_map(Value::as_str).collect(),
             Some(_) => return Err(AuthError::Malformed("HELLO.Details.authmethods must be a list".into())),
         };
-        let authid = details.get("authid").and_then(Value::as_str);
+        let authid = details.get("authid").and_then(Value::as_str).filter(|a| !a.is_empty());
         for method in &offered {
             match *method {
-                "ticket" if !self.tickets.is_empty() || self.tokens.is_some() => {
-                    // A token names its user: the authid is optional then (and checked
-                    // against the token's user when given).
-                    let authid = match authid {
-                        Some(a) => a,
-                        None if self.tokens.is_some() => "",
-                        None => return Err(AuthError::Failed("ticket authentication needs an authid".into())),
-                    };
-                    self.check_throttle(address, authid, Instant::now())?;
-                    // The principal's role is looked up at AUTHENTICATE; an unknown authid
-                    // is challenged like a known one so that authids cannot be probed.
-                    let pending = Principal {
-                        authid: authid.to_owned(),
-                        authrole: String::new(),
-                        authmethod: "ticket",
-                        authprovider: "static",
-                        token: None,
-                        expires_at: None,
-                    };
-                    return Ok(HelloOutcome::Challenge { method: "ticket", extra: Dict::new(), pending });
+                "ticket" if self.statics.has_tickets() || self.tokens.is_some() => return self.ticket_challenge(authid, address),
+                "wampcra" if self.statics.has_cra() => return self.cra_challenge(authid, session_id, address),
+                "cryptosign" if self.statics.has_keys() || self.tokens.is_some() => {
+                    return self.cryptosign_challenge(details, authid, address)
                 }
                 "anonymous" => {
                     if let Some(role) = &self.anonymous_role {
@@ -157,18 +202,93 @@ impl Authenticator {
         Err(AuthError::NoAuthMethod(format!("none of the offered authmethods {offered:?} is accepted on this realm")))
     }
 
-    /// Checks the AUTHENTICATE signature for a pending challenge: a static principal's
-    /// ticket at once, else (on a realm with tokens) the token, later. While the peer
-    /// is throttled the signature is not even looked at, so guesses teach it nothing.
-    pub fn authenticate(&self, pending: &Principal, signature: &str, address: &str) -> Verdict {
-        let now = Instant::now();
-        if let Err(e) = self.check_throttle(address, &pending.authid, now) {
+    fn ticket_challenge(&self, authid: Option<&str>, address: &str) -> Result<HelloOutcome, AuthError> {
+        // A token names its user: the authid is optional then (and checked against the
+        // token's user when given).
+        let authid = match authid {
+            Some(a) => a,
+            None if self.tokens.is_some() => "",
+            None => return Err(self.fail(address, "", "ticket authentication needs an authid")),
+        };
+        self.check_throttle(address, authid, Instant::now())?;
+        // The principal's role is looked up at AUTHENTICATE; an unknown authid is
+        // challenged like a known one so that authids cannot be probed.
+        let principal = pending_principal(authid, String::new(), "ticket");
+        Ok(HelloOutcome::Challenge { method: "ticket", extra: Dict::new(), pending: Pending { principal, proof: Proof::Ticket } })
+    }
+
+    /// The WAMP-CRA challenge names the role and (when salted) the salt: an unknown
+    /// authid gets a decoy's, so the challenge does not tell it is unknown.
+    fn cra_challenge(&self, authid: Option<&str>, session_id: u64, address: &str) -> Result<HelloOutcome, AuthError> {
+        let Some(authid) = authid else {
+            return Err(self.fail(address, "", "wampcra authentication needs an authid"));
+        };
+        self.check_throttle(address, authid, Instant::now())?;
+        let (role, salt) = match self.statics.cra(authid) {
+            Some(entry) => (entry.role.clone(), entry.salt.clone()),
+            None => {
+                let decoy = self.statics.decoy(authid);
+                (decoy.role, decoy.salt)
+            }
+        };
+        let fields = cra::ChallengeFields { authid, authrole: &role, authprovider: "static", session: session_id };
+        let challenge = cra::challenge(&fields, SystemTime::now());
+        let mut extra = dict([("challenge", challenge.as_str().into())]);
+        if let Some(salt) = salt {
+            extra.insert("salt".into(), salt.salt.into());
+            extra.insert("iterations".into(), u64::from(salt.iterations).into());
+            extra.insert("keylen".into(), u64::from(salt.keylen).into());
+        }
+        let principal = pending_principal(authid, role, "wampcra");
+        Ok(HelloOutcome::Challenge { method: "wampcra", extra, pending: Pending { principal, proof: Proof::Cra { challenge } } })
+    }
+
+    /// Every well-formed key is challenged, known or not: whose it is, is decided once
+    /// the client proved it holds it.
+    fn cryptosign_challenge(&self, details: &Dict, authid: Option<&str>, address: &str) -> Result<HelloOutcome, AuthError> {
+        let authextra = details.get("authextra").and_then(Value::as_dict);
+        let announced = authextra.and_then(|e| e.get("pubkey")).and_then(Value::as_str);
+        let throttle_id = authid.map(str::to_owned).or_else(|| announced.map(str::to_ascii_lowercase)).unwrap_or_default();
+        self.check_throttle(address, &throttle_id, Instant::now())?;
+        if let Some(binding) = authextra.and_then(|e| e.get("channel_binding")).filter(|b| **b != Value::Null) {
+            let asked = binding.as_str().unwrap_or("?");
+            let why = format!("TLS channel binding ({asked}) is not supported by this router: authenticate without channel_binding");
+            return Err(self.fail(address, &throttle_id, why));
+        }
+        let Some(announced) = announced else {
+            return Err(self.fail(address, &throttle_id, "cryptosign authentication needs HELLO.Details.authextra.pubkey"));
+        };
+        let pubkey = cryptosign::parse_public_key(announced).map_err(|e| self.fail(address, &throttle_id, e.to_string()))?;
+        let challenge = cryptosign::new_challenge();
+        let extra = dict([("challenge", cryptosign::encode_hex(&challenge).into()), ("channel_binding", Value::Null)]);
+        let principal = pending_principal(authid.unwrap_or(""), String::new(), "cryptosign");
+        let proof = Proof::Cryptosign(Box::new(KeyProof { challenge, pubkey, pubkey_hex: cryptosign::encode_hex(&pubkey) }));
+        Ok(HelloOutcome::Challenge { method: "cryptosign", extra, pending: Pending { principal, proof } })
+    }
+
+    /// Checks the AUTHENTICATE signature for a pending challenge. While the peer is
+    /// throttled the signature is not even looked at, so guesses teach it nothing.
+    pub fn authenticate(&self, pending: &Pending, signature: &str, address: &str) -> Verdict {
+        if let Err(e) = self.check_throttle(address, pending.throttle_id(), Instant::now()) {
             return Verdict::Now(Err(e));
         }
-        let found = self.tickets.iter().find(|(authid, _, _)| *authid == pending.authid);
-        match (found, &self.tokens) {
-            (Some((_, ticket, role)), _) if constant_time_eq(ticket.as_bytes(), signature.as_bytes()) => {
-                Verdict::Now(Ok(Principal { authrole: role.clone(), ..pending.clone() }))
+        match &pending.proof {
+            Proof::Ticket => self.check_ticket(&pending.principal, signature, address),
+            Proof::Cra { challenge } => Verdict::Now(self.check_cra(&pending.principal, challenge, signature, address)),
+            Proof::Cryptosign(key) => {
+                if let Err(e) = cryptosign::verify(&key.pubkey, &key.challenge, signature) {
+                    return Verdict::Now(Err(self.fail(address, pending.throttle_id(), e.to_string())));
+                }
+                self.key_owner(&pending.principal.authid, &key.pubkey, &key.pubkey_hex, address)
+            }
+        }
+    }
+
+    /// A static principal's ticket at once, else (on a realm with tokens) the token, later.
+    fn check_ticket(&self, pending: &Principal, signature: &str, address: &str) -> Verdict {
+        match (self.statics.ticket(&pending.authid), &self.tokens) {
+            (Some((ticket, role)), _) if constant_time_eq(ticket.as_bytes(), signature.as_bytes()) => {
+                Verdict::Now(Ok(Principal { authrole: role.to_owned(), ..pending.clone() }))
             }
             (None, Some(tokens)) => {
                 let (check, throttle) = (tokens.check(signature), self.throttle.clone());
@@ -179,12 +299,9 @@ impl Authenticator {
                             Err(AuthError::Failed(format!("the token does not belong to '{claimed}'")))
                         }
                         Ok(holder) => Ok(Principal {
-                            authid: holder.user,
-                            authrole: if holder.admin { TOKEN_ADMIN_ROLE } else { TOKEN_USER_ROLE }.to_owned(),
-                            authmethod: "ticket",
-                            authprovider: "graph",
                             token: Some(holder.token_id),
                             expires_at: holder.expires_at,
+                            ..graph_principal(holder.user, holder.admin, "ticket")
                         }),
                         Err(e) => Err(e),
                     };
@@ -194,11 +311,73 @@ impl Authenticator {
                     verdict
                 }))
             }
-            _ => {
-                self.throttle.record_failure(address, &pending.authid, now);
-                Verdict::Now(Err(AuthError::Failed("invalid ticket".into())))
-            }
+            _ => Verdict::Now(Err(self.fail(address, &pending.authid, "invalid ticket"))),
         }
+    }
+
+    /// An unknown authid is checked against its decoy's key, so that the answer takes
+    /// as long and says the same as for a wrong secret.
+    fn check_cra(&self, pending: &Principal, challenge: &str, signature: &str, address: &str) -> Result<Principal, AuthError> {
+        let entry = self.statics.cra(&pending.authid);
+        let decoy;
+        let key = match entry {
+            Some(entry) => &entry.key,
+            None => {
+                decoy = self.statics.decoy(&pending.authid).key;
+                &decoy
+            }
+        };
+        if cra::verify(key, challenge, signature) && entry.is_some() {
+            Ok(pending.clone())
+        } else {
+            Err(self.fail(address, &pending.authid, "invalid wampcra signature"))
+        }
+    }
+
+    /// Whose the proven key is: a static principal's at once, else a graph user's, later.
+    fn key_owner(&self, claimed: &str, pubkey: &[u8; 32], pubkey_hex: &str, address: &str) -> Verdict {
+        let throttle_id = if claimed.is_empty() { pubkey_hex } else { claimed };
+        if let Some(owner) = self.statics.key_owner(pubkey) {
+            if !claimed.is_empty() && claimed != owner.authid {
+                return Verdict::Now(Err(self.fail(address, throttle_id, format!("the key does not belong to '{claimed}'"))));
+            }
+            return Verdict::Now(Ok(pending_principal(&owner.authid, owner.role.clone(), "cryptosign")));
+        }
+        let Some(tokens) = &self.tokens else {
+            return Verdict::Now(Err(self.fail(address, throttle_id, "unknown cryptosign key")));
+        };
+        let (check, throttle) = (tokens.check_key(pubkey_hex), self.throttle.clone());
+        let (claimed, throttle_id, address) = (claimed.to_owned(), throttle_id.to_owned(), address.to_owned());
+        Verdict::Later(Box::pin(async move {
+            let verdict = match check.await {
+                Ok(holder) if !claimed.is_empty() && claimed != holder.user => {
+                    Err(AuthError::Failed(format!("the key does not belong to '{claimed}'")))
+                }
+                Ok(holder) => Ok(graph_principal(holder.user, holder.admin, "cryptosign")),
+                Err(e) => Err(e),
+            };
+            if let Err(AuthError::Failed(_)) = verdict {
+                throttle.record_failure(&address, &throttle_id, Instant::now());
+            }
+            verdict
+        }))
+    }
+}
+
+/// The identity a challenge is for, vouched for by the realm file.
+fn pending_principal(authid: &str, authrole: String, authmethod: &'static str) -> Principal {
+    Principal { authid: authid.to_owned(), authrole, authmethod, authprovider: "static", token: None, expires_at: None }
+}
+
+/// A user of the permission graph.
+fn graph_principal(user: String, admin: bool, authmethod: &'static str) -> Principal {
+    Principal {
+        authid: user,
+        authrole: if admin { TOKEN_ADMIN_ROLE } else { TOKEN_USER_ROLE }.to_owned(),
+        authmethod,
+        authprovider: "graph",
+        token: None,
+        expires_at: None,
     }
 }
 
@@ -208,77 +387,5 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::PrincipalConfig;
-    use crate::wamp::dict;
-
-    fn auth() -> Authenticator {
-        Authenticator::from_config(
-            &RealmConfig {
-            name: "r".into(),
-            anonymous: Some("anonymous".into()),
-            roles: vec![],
-            principals: vec![PrincipalConfig { authid: "alice".into(), ticket: "s3cret".into(), role: "user".into() }],
-                graph: None,
-                replay: crate::config::ReplayConfig::none(),
-                limits: Default::default(),
-            },
-            3,
-        )
-    }
-
-    #[test]
-    fn anonymous_by_default() {
-        let out = auth().hello(&Dict::new(), 7, "10.0.0.1").unwrap();
-        assert_eq!(
-            out,
-            HelloOutcome::Welcome(Principal {
-                authid: "anonymous-7".into(),
-                authrole: "anonymous".into(),
-                authmethod: "anonymous",
-                authprovider: "static",
-                token: None,
-                expires_at: None
-            })
-        );
-    }
-
-    #[test]
-    fn ticket_challenge_and_check() {
-        let a = auth();
-        let details = dict([("authmethods", Value::List(vec!["ticket".into()])), ("authid", "alice".into())]);
-        let HelloOutcome::Challenge { method, pending, .. } = a.hello(&details, 1, "10.0.0.1").unwrap() else {
-            panic!("no challenge")
-        };
-        assert_eq!(method, "ticket");
-        assert_eq!(a.authenticate(&pending, "s3cret", "10.0.0.1").now().unwrap().unwrap().authrole, "user");
-        assert_eq!(a.authenticate(&pending, "wrong", "10.0.0.1").now().unwrap().unwrap_err().uri(), "wamp.error.authentication_failed");
-    }
-
-    #[test]
-    fn failed_tickets_are_throttled_per_address() {
-        let a = auth();
-        let details = dict([("authmethods", Value::List(vec!["ticket".into()])), ("authid", "alice".into())]);
-        let HelloOutcome::Challenge { pending, .. } = a.hello(&details, 1, "10.0.0.1").unwrap() else {
-            panic!("no challenge")
-        };
-        for _ in 0..3 {
-            assert_eq!(a.authenticate(&pending, "wrong", "10.0.0.1").now().unwrap(), Err(AuthError::Failed("invalid ticket".into())));
-        }
-        // Throttled: even the right ticket is refused unchecked, at HELLO and at AUTHENTICATE.
-        let throttled = AuthError::Throttled { retry_after_s: 20 };
-        assert_eq!(a.authenticate(&pending, "s3cret", "10.0.0.1").now().unwrap(), Err(throttled.clone()));
-        assert_eq!(a.hello(&details, 2, "10.0.0.1"), Err(throttled.clone()));
-        assert_eq!(throttled.uri(), "wamp.error.authentication_failed");
-        assert_eq!(throttled.to_string(), "too many failed authentications from this address; retry in 20 s");
-        // Another address is not held back.
-        assert_eq!(a.authenticate(&pending, "s3cret", "10.0.0.2").now().unwrap().unwrap().authrole, "user");
-    }
-
-    #[test]
-    fn unsupported_method_is_refused() {
-        let details = dict([("authmethods", Value::List(vec!["wampcra".into()]))]);
-        assert_eq!(auth().hello(&details, 1, "10.0.0.1").unwrap_err().uri(), "wamp.error.no_auth_method");
-    }
-}
+#[path = "authenticator_tests.rs"]
+mod tests;

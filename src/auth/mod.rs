@@ -12,6 +12,9 @@
 
 pub mod authenticator;
 pub mod changes;
+pub mod cra;
+mod credentials;
+pub mod cryptosign;
 pub mod error;
 pub mod graph;
 pub mod static_roles;
@@ -21,7 +24,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-pub use authenticator::{Authenticator, HelloOutcome, Principal, TokenCheck, TokenHolder, Verdict};
+pub use authenticator::{Authenticator, HelloOutcome, KeyHolder, Pending, Principal, TokenCheck, TokenHolder, Verdict};
 pub use changes::{ChangeBatch, ChangeFeed, Ending};
 pub use error::{AuthError, Undecided};
 pub use static_roles::{Role, StaticRoles};

@@ -10,6 +10,7 @@
 pub mod certificate;
 mod error;
 mod policy;
+mod principal;
 mod raw;
 mod realm;
 mod realm_limits;
@@ -149,7 +150,7 @@ pub struct RealmConfig {
     /// Role given to anonymous sessions; `None`: anonymous sessions are refused.
     pub anonymous: Option<String>,
     pub roles: Vec<RoleConfig>,
-    /// Principals that may authenticate with WAMP-Ticket.
+    /// Principals that may authenticate with WAMP-Ticket, WAMP-CRA or WAMP-Cryptosign.
     pub principals: Vec<PrincipalConfig>,
     /// The permission graph in PostgreSQL, for realms authorized by it.
     pub graph: Option<GraphConfig>,
@@ -412,22 +413,61 @@ pub struct Disclose {
     pub publisher: bool,
 }
 
-/// A principal for WAMP-Ticket authentication.
+/// A principal of the realm file: one identity with one role, and the credentials it
+/// may prove it with (at least one of them).
 #[derive(Clone, PartialEq, Eq)]
 pub struct PrincipalConfig {
     pub authid: String,
-    pub ticket: String,
+    /// WAMP-Ticket: the ticket itself.
+    pub ticket: Option<String>,
     pub role: String,
+    /// WAMP-CRA: the shared secret, plain or salted.
+    pub wampcra: Option<CraSecret>,
+    /// WAMP-Cryptosign: the Ed25519 public keys the principal may sign with.
+    pub cryptosign: Vec<[u8; 32]>,
 }
 
-// Hand-written so that tickets never end up in logs through `{:?}` of a Config.
+impl PrincipalConfig {
+    /// A principal that logs in with a ticket only.
+    pub fn ticket(authid: impl Into<String>, ticket: impl Into<String>, role: impl Into<String>) -> PrincipalConfig {
+        PrincipalConfig { authid: authid.into(), ticket: Some(ticket.into()), role: role.into(), wampcra: None, cryptosign: Vec::new() }
+    }
+}
+
+/// A WAMP-CRA secret. Unsalted, `secret` is the password both sides know. Salted, it is
+/// the key the client derives from its password (PBKDF2-HMAC-SHA256 with `salt`,
+/// `iterations` and `keylen`, in base64), so the password itself is stored nowhere: the
+/// router uses the text as the HMAC key either way, as autobahn's clients do.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CraSecret {
+    pub secret: String,
+    pub salt: Option<CraSalt>,
+}
+
+/// The PBKDF2 parameters of a salted WAMP-CRA secret, sent in CHALLENGE.Details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CraSalt {
+    pub salt: String,
+    pub iterations: u32,
+    pub keylen: u32,
+}
+
+// Hand-written so that secrets never end up in logs through `{:?}` of a Config.
 impl fmt::Debug for PrincipalConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrincipalConfig")
             .field("authid", &self.authid)
-            .field("ticket", &"<redacted>")
+            .field("ticket", &self.ticket.as_ref().map(|_| "<redacted>"))
             .field("role", &self.role)
+            .field("wampcra", &self.wampcra)
+            .field("cryptosign", &self.cryptosign.len())
             .finish()
+    }
+}
+
+impl fmt::Debug for CraSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CraSecret").field("secret", &"<redacted>").field("salt", &self.salt).finish()
     }
 }
 

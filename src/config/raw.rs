@@ -208,10 +208,18 @@ pub(super) struct RawDisclose {
     pub publisher: bool,
 }
 
+/// A principal. Every credential is optional here; `realm.rs` requires at least one.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPrincipal {
     pub authid: Spanned<String>,
-    pub ticket: Spanned<String>,
+    pub ticket: Option<Spanned<String>>,
     pub role: Spanned<String>,
+    /// WAMP-CRA secret; with `salt`, the derived key.
+    pub secret: Option<Spanned<String>>,
+    pub salt: Option<Spanned<String>>,
+    pub iterations: Option<Spanned<i64>>,
+    pub keylen: Option<Spanned<i64>>,
+    /// WAMP-Cryptosign public keys, hex.
+    pub cryptosign: Option<Vec<Spanned<String>>>,
 }

@@ -9,8 +9,9 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::uri::uri_and_policy;
-use super::raw::{RawPermission, RawPrincipal, RawRealm, RawRole};
-use super::{Allow, Disclose, Permission, PrincipalConfig, RealmConfig, ReplayConfig, RoleConfig};
+use super::principal::principals;
+use super::raw::{RawPermission, RawRealm, RawRole};
+use super::{Allow, Disclose, Permission, RealmConfig, ReplayConfig, RoleConfig};
 use crate::wamp::uri::{is_valid, MatchPolicy};
 
 /// The realms accepted so far, across the main file and every realm file.
@@ -150,41 +151,3 @@ fn permission(src: &Source, raw: RawPermission, errors: &mut Vec<ConfigError>) -
     }
 }
 
-
-fn principals(
-    src: &Source,
-    realm: &str,
-    raw: Vec<RawPrincipal>,
-    roles: &[RoleConfig],
-    errors: &mut Vec<ConfigError>,
-) -> Vec<PrincipalConfig> {
-    let mut seen = Seen::default();
-    let mut principals = Vec::with_capacity(raw.len());
-    for p in raw {
-        let authid = p.authid.get_ref();
-        if authid.is_empty() {
-            errors.push(src.error(p.authid.span(), "principal authid must not be empty"));
-        } else if let Some(first) = seen.first_line(src, &p.authid) {
-            let msg = format!("duplicate principal `{authid}`, first defined on line {first}");
-            errors.push(src.error(p.authid.span(), msg));
-            continue;
-        }
-        if p.ticket.get_ref().is_empty() {
-            let msg = format!("principal `{authid}` has an empty ticket");
-            errors.push(src.error(p.ticket.span(), msg));
-        }
-        if !roles.iter().any(|r| r.name == *p.role.get_ref()) {
-            let msg = format!(
-                "role `{}` of principal `{authid}` is not defined in realm `{realm}`",
-                p.role.get_ref()
-            );
-            errors.push(src.error(p.role.span(), msg));
-        }
-        principals.push(PrincipalConfig {
-            authid: p.authid.into_inner(),
-            ticket: p.ticket.into_inner(),
-            role: p.role.into_inner(),
-        });
-    }
-    principals
-}

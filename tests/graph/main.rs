@@ -13,6 +13,7 @@ mod support;
 
 mod changes;
 mod examples;
+mod keys;
 mod model;
 mod outage;
 mod tokens;

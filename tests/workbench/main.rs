@@ -36,7 +36,7 @@ fn policy() -> PolicyConfig {
 }
 
 pub fn config(database_url: &str) -> Config {
-    let principal = |authid: &str, role: &str| PrincipalConfig { authid: authid.into(), ticket: format!("{authid}-secret"), role: role.into() };
+    let principal = |authid: &str, role: &str| PrincipalConfig::ticket(authid, format!("{authid}-secret"), role);
     let realm = RealmConfig {
         name: "workbench".into(),
         anonymous: None,

@@ -510,6 +510,8 @@ let clientCounter = 0;
  *   transport: 'websocket' | 'rawsocket'; serializer: 'json' | 'msgpack' | 'cbor'
  *   variant: one of VARIANTS (sets transport and serializer)
  *   realm (default realm1), authid, ticket (implies authmethods ['ticket']), authmethods
+ *   authextra: HELLO.Details.authextra; onchallenge(session, method, extra): the answer to
+ *     a CHALLENGE other than a ticket's (e.g. autobahn.auth_cra.sign(key, extra.challenge))
  *   binary: for json over WebSocket, convert bytes per the WAMP convention (default true)
  *   cancelCapable: announce callee.features.call_canceling and record INTERRUPTs
  *   label: name used in failure dumps
@@ -583,9 +585,11 @@ export function openClient(router, opts = {}) {
     realm: opts.realm === undefined ? 'realm1' : opts.realm,
     authid: opts.authid,
     authmethods,
+    authextra: opts.authextra,
     onchallenge: (session, method, extra) => {
       client.challenge = { method, extra };
       if (method === 'ticket' && opts.ticket !== undefined) return opts.ticket;
+      if (opts.onchallenge) return opts.onchallenge(session, method, extra);
       throw new Error(`unexpected challenge ${method}`);
     },
     max_retries: 0,

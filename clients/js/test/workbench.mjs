@@ -143,7 +143,7 @@ export class Workbench {
   /** Empties the graph (a TRUNCATE: the router drops its whole cache), loads LAB and
    *  waits until the router has applied it. */
   async reset() {
-    const seq = await this.sql(`truncate grants, read_via, tokens, objects, principals; ${LAB}; ${CHANGES_MAX}`);
+    const seq = await this.sql(`truncate grants, read_via, tokens, user_keys, objects, principals; ${LAB}; ${CHANGES_MAX}`);
     await this.settle(Number(seq));
   }
 

@@ -3,6 +3,8 @@
     s = await connect(router, "websocket", "msgpack")
     s = await connect(router, "rawsocket", "cbor", authid="alice", ticket="alice-secret")
     s = await connect(router, "unix", "json")
+    s = await connect(router, authid="carol", authmethods=["wampcra"],
+                      on_challenge=lambda session, challenge: signature)
 
 The returned object is an ``autobahn.asyncio.wamp.ApplicationSession``
 (subclass ``Client``) that has joined; ``s.state`` holds what happened during
@@ -67,6 +69,10 @@ class SessionState:
     authid: str | None = None
     ticket: str | None = None
     authmethods: list[str] | None = None
+    # HELLO.Details.authextra, and the answer to a CHALLENGE other than a ticket's:
+    # on_challenge(session, challenge) -> signature (e.g. an autobahn authenticator's)
+    authextra: dict | None = None
+    on_challenge: Any = None
     challenges: list = field(default_factory=list)
     welcome: Any = None  # autobahn.wamp.message.Welcome
     leave_details: Any = None  # autobahn.wamp.types.CloseDetails
@@ -95,12 +101,14 @@ class Client(ApplicationSession):
 
     def onConnect(self):
         st = self.state
-        self.join(st.realm, authmethods=st.authmethods, authid=st.authid)
+        self.join(st.realm, authmethods=st.authmethods, authid=st.authid, authextra=st.authextra)
 
     def onChallenge(self, challenge):
         self.state.challenges.append(challenge)
         if challenge.method == "ticket" and self.state.ticket is not None:
             return self.state.ticket
+        if self.state.on_challenge is not None:
+            return self.state.on_challenge(self, challenge)
         raise Exception(f"unexpected challenge {challenge.method!r} {challenge.extra!r}")
 
     def onWelcome(self, welcome):
@@ -190,6 +198,7 @@ async def open_transport(router, transport: str, serializer: str, make_session, 
 async def connect(router, transport: str = "websocket", serializer: str = "json", *,
                   realm: str = "realm1", authid: str | None = None,
                   ticket: str | None = None, authmethods: list[str] | None = None,
+                  authextra: dict | None = None, on_challenge=None,
                   timeout: float = DEFAULT_TIMEOUT, ssl=None) -> Client:
     """Open a transport, send HELLO and return the joined session.
 
@@ -200,6 +209,7 @@ async def connect(router, transport: str = "websocket", serializer: str = "json"
         authmethods = ["ticket"]
     state = SessionState(transport=transport, serializer=serializer, realm=realm,
                          authid=authid, ticket=ticket, authmethods=authmethods,
+                         authextra=authextra, on_challenge=on_challenge,
                          joined=loop.create_future(), left=loop.create_future(),
                          disconnected=loop.create_future())
     holder: list[Client] = []

@@ -107,7 +107,7 @@ class Workbench:
     def reset(self) -> None:
         """Empties the graph (a TRUNCATE: the router drops its whole cache), loads LAB and
         waits until the router has applied it."""
-        psql(self.url, "truncate grants, read_via, tokens, objects, principals;" + LAB)
+        psql(self.url, "truncate grants, read_via, tokens, user_keys, objects, principals;" + LAB)
         self.wait_applied(self.last_seq_sync())
 
     def last_seq_sync(self) -> int:

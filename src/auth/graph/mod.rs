@@ -3,7 +3,8 @@
 //!
 //! The platform writes five tables (`policies/migrations/`, described in
 //! `policies/README.md`): principals (users, roles, projects), objects, grants with
-//! levels read < write < manage, `read_via` rows and tokens. A user's level on a node is
+//! levels read < write < manage, `read_via` rows and tokens; and users' Cryptosign keys
+//! in a sixth (`user_keys`), read only at login. A user's level on a node is
 //! the best path's weakest edge, where ownership is manage, `read_via` is read, and a
 //! path continues only through principals that pass permissions on.
 //!
@@ -21,6 +22,7 @@ mod changes;
 mod closure;
 mod error;
 mod follow;
+mod keys;
 mod level;
 mod policy;
 mod principal;
@@ -35,6 +37,7 @@ pub use changes::{Change, CHANNEL};
 pub use closure::{Closure, Reached, Standing};
 pub use error::GraphError;
 pub use follow::follow;
+pub use keys::{KeyError, KeyInfo};
 pub use level::Level;
 pub use policy::Policy;
 pub use setup::{build, GraphRealm, GraphTokens};

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::{follow, GraphAuthorizer, GraphCache, GraphStore, Policy, TokenError};
-use crate::auth::{AuthError, ChangeFeed, StaticRoles, TokenCheck, TokenHolder};
+use super::{follow, GraphAuthorizer, GraphCache, GraphStore, KeyError, Policy, TokenError};
+use crate::auth::{AuthError, ChangeFeed, KeyHolder, StaticRoles, TokenCheck, TokenHolder};
 use crate::config::RealmConfig;
 
 /// A graph realm's parts; `follow` must be spawned for the realm to come online.
@@ -42,7 +42,7 @@ pub fn build(realm: &RealmConfig) -> Option<GraphRealm> {
     Some(GraphRealm { authorizer, tokens: Arc::new(GraphTokens { cache }), follow })
 }
 
-/// API tokens of the graph as WAMP-Ticket tickets.
+/// API tokens of the graph as WAMP-Ticket tickets, and its users' WAMP-Cryptosign keys.
 #[derive(Debug)]
 pub struct GraphTokens {
     cache: Arc<GraphCache>,
@@ -63,6 +63,22 @@ impl TokenCheck for GraphTokens {
                     expires_at: info.expires_at_ms.map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)),
                 }),
                 Err(TokenError::Graph(e)) => Err(AuthError::Unavailable(format!("cannot check the token: {e}"))),
+                Err(e) => Err(AuthError::Failed(e.to_string())),
+            }
+        })
+    }
+
+    fn check_key(&self, pubkey: &str) -> BoxFuture<'static, Result<KeyHolder, AuthError>> {
+        let (cache, pubkey) = (self.cache.clone(), pubkey.to_owned());
+        Box::pin(async move {
+            // As for tokens: while the router cannot follow the graph, a user it would
+            // have seen disabled could get in, so nobody does.
+            if !cache.is_online() {
+                return Err(AuthError::Unavailable("cannot check the key: the permission database is unavailable".into()));
+            }
+            match cache.store.lookup_key(&pubkey).await {
+                Ok(info) => Ok(KeyHolder { user: info.user_id, admin: info.is_admin }),
+                Err(KeyError::Graph(e)) => Err(AuthError::Unavailable(format!("cannot check the key: {e}"))),
                 Err(e) => Err(AuthError::Failed(e.to_string())),
             }
         })

@@ -50,7 +50,7 @@ fn unknown_key_in_nested_tables() {
             MAIN,
             7,
             1,
-            "unknown key `realm`, expected one of `authid`, `ticket`, `role`"
+            "unknown key `realm`, expected one of `authid`, `ticket`, `role`, `secret`, `salt`, `iterations`, `keylen`, `cryptosign`"
         )]
     );
 }

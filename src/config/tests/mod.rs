@@ -1,6 +1,7 @@
 //! Tests of the configuration module: defaults, a full round trip, the shipped example
 //! files, and (in the submodules) every validation error and multi-file loading.
 
+mod credentials;
 mod errors;
 mod files;
 mod replay;
@@ -328,11 +329,7 @@ fn full_realms() -> Vec<RealmConfig> {
             ),
         ],
     };
-    let alice = PrincipalConfig {
-        authid: "alice".to_string(),
-        ticket: "s3cret".to_string(),
-        role: "user".to_string(),
-    };
+    let alice = PrincipalConfig::ticket("alice", "s3cret", "user");
     let nobody = RoleConfig {
         name: "nobody".to_string(),
         permissions: vec![],
@@ -476,13 +473,12 @@ fn error_display_is_file_line_column_message() {
 #[test]
 fn principal_debug_hides_ticket() {
     let p = PrincipalConfig {
-        authid: "alice".into(),
-        ticket: "s3cret".into(),
-        role: "user".into(),
+        wampcra: Some(CraSecret { secret: "cra-s3cret".into(), salt: None }),
+        ..PrincipalConfig::ticket("alice", "s3cret", "user")
     };
     let shown = format!("{p:?}");
     assert!(
-        shown.contains("alice") && !shown.contains("s3cret"),
+        shown.contains("alice") && !shown.contains("s3cret") && shown.contains("<redacted>"),
         "{shown}"
     );
 }

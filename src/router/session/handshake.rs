@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{Flow, Resume, Session, State};
-use crate::auth::{AuthError, HelloOutcome, Principal, Subject, Verdict};
+use crate::auth::{AuthError, HelloOutcome, Pending, Principal, Subject, Verdict};
 use crate::router::error::WampError;
 use crate::router::features::router_roles;
 use crate::router::handle::{PeerFeatures, SessionHandle};
@@ -37,8 +37,9 @@ impl Session {
         }
     }
 
-    /// Counts a refused authentication by kind, then aborts with it.
+    /// Counts a refused authentication by kind, logs why, then aborts with it.
     fn refuse_authentication(&mut self, e: AuthError) -> Flow {
+        tracing::debug!(session = %self.id, address = self.conn.address(), error = %e, "authentication refused");
         match e {
             AuthError::Throttled { .. } => self.router.metrics.auth_throttled.inc(),
             AuthError::Failed(_) => self.router.metrics.auth_failures.inc(),
@@ -47,13 +48,13 @@ impl Session {
         self.abort(e.into())
     }
 
-    pub(super) fn on_authenticate(&mut self, msg: Message, realm: Arc<Realm>, pending: Principal, features: PeerFeatures) -> Flow {
+    pub(super) fn on_authenticate(&mut self, msg: Message, realm: Arc<Realm>, pending: Pending, features: PeerFeatures) -> Flow {
         match msg {
             Message::Authenticate { signature, .. } => {
                 match realm.authenticator.authenticate(&pending, &signature, self.conn.address()) {
                     Verdict::Now(Ok(principal)) => self.welcome(realm, principal, features),
                     Verdict::Now(Err(e)) => self.refuse_authentication(e),
-                    // A token is being looked up: nothing else is read from the peer meanwhile.
+                    // A token or key is being looked up: nothing else is read from the peer meanwhile.
                     Verdict::Later(verdict) => Flow::Wait(Box::pin(async move {
                         let verdict = verdict.await;
                         let rest: Resume = Box::new(move |s: &mut Session| match verdict {

@@ -36,7 +36,7 @@ use super::quota::Rates;
 use super::outbox::Outbox;
 use super::realm::Realm;
 use super::Router;
-use crate::auth::Principal;
+use crate::auth::Pending;
 use crate::wamp::error::{PayloadError, RefusedHeader};
 use crate::wamp::ids::{global_id, SessionId};
 use crate::wamp::message::code;
@@ -68,7 +68,7 @@ impl Flow {
 
 enum State {
     AwaitHello,
-    Challenged { realm: Arc<Realm>, pending: Principal, features: PeerFeatures },
+    Challenged { realm: Arc<Realm>, pending: Pending, features: PeerFeatures },
     Established { realm: Arc<Realm>, handle: Arc<SessionHandle> },
     /// The router said GOODBYE and waits for the peer's reply.
     Closing,
