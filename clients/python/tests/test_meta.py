@@ -200,6 +200,69 @@ async def test_get_unknown_session(router):
     assert (await s.call("wamp.session.get", s.id))["session"] == s.id
 
 
+TWO_REALMS = """
+[[realms]]
+name = "realm1"
+anonymous = "anonymous"
+[[realms.roles]]
+name = "anonymous"
+[[realms.roles.permissions]]
+uri = ""
+match = "prefix"
+allow = { call = true, register = true, publish = true, subscribe = true }
+
+[[realms]]
+name = "realm2"
+anonymous = "anonymous"
+[[realms.roles]]
+name = "anonymous"
+[[realms.roles.permissions]]
+uri = ""
+match = "prefix"
+allow = { call = true, register = true, publish = true, subscribe = true }
+"""
+
+
+async def test_meta_api_stays_in_its_realm(new_router):
+    r = new_router("two-realms", config=TWO_REALMS)
+    watcher = await connect(r, "websocket", "json")
+    rec = Recorder("realm1")
+    await rec.watch(watcher, "wamp.session.on_join", "wamp.session.on_leave",
+                    "wamp.subscription.on_create", "wamp.registration.on_create")
+    other = await connect(r, "rawsocket", "cbor", realm="realm2")
+    other_id = other.id
+    await other.subscribe(Inbox(), "com.example.elsewhere")
+    await other.register(lambda: None, "com.example.elsewhere")
+    await other.close()
+    # a session of realm1 after it: its events come, the other realm's never came
+    mine = await connect(r, "websocket", "msgpack")
+    mine_id = mine.id
+    await mine.close()
+    await rec.until(2, mine_id)
+    assert [item.args[0] for item in rec.inbox.items if rec._about(item, {other_id})] == []
+    assert await watcher.call("wamp.session.list") == [watcher.id]
+    e = await error_of(watcher.call("wamp.session.kill", other_id))
+    assert e.error == NO_SUCH_SESSION
+    assert await watcher.call("wamp.subscription.lookup", "com.example.elsewhere") is None
+    assert await watcher.call("wamp.registration.list") == {"exact": [], "prefix": [], "wildcard": []}
+
+
+async def test_clients_cannot_publish_or_register_meta_uris(router):
+    s = await connect(router, "websocket", "json")
+    rec = Recorder("spoof")
+    await rec.watch(s, "wamp.session.on_join")
+    e = await error_of(s.publish("wamp.session.on_join", {"session": 1}, options=ACK))
+    assert e.error == INVALID_URI
+    e = await error_of(s.register(lambda: 0, "wamp.session.count"))
+    assert e.error == INVALID_URI
+    e = await error_of(s.register(lambda: 0, "wamp.my.procedure"))
+    assert e.error == INVALID_URI
+    e = await error_of(s.call("wamp.session.add_testament", "wamp.session.on_leave", [1], {}))
+    assert e.error == INVALID_URI
+    assert isinstance(await s.call("wamp.session.count"), int)
+    assert [i for i in rec.inbox.items if i.args[1] == {"session": 1}] == []
+
+
 # --------------------------------------------------------------------------- kill
 
 

@@ -20,7 +20,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions, RegisterOptions
 
 from harness import COMBOS, SPREAD, combo_id, partner, spread_combos, uniq
-from harness.client import Inbox, connect
+from harness.client import Inbox, connect, extra_options, pending_call_ids, send_cancel
 from harness.rawsocket import INVOCATION, YIELD, RawSocketClient
 
 NO_SUCH_PROCEDURE = "wamp.error.no_such_procedure"
@@ -393,7 +393,6 @@ async def test_timeout_zero_means_none(router):
 
     await callee.register(slow, proc)
     # autobahn-python's CallOptions refuses timeout=0: send the option on the wire
-    from harness.client import extra_options
     with extra_options(caller, timeout=0):
         f = caller.call(proc)
     await asyncio.wait_for(started.wait(), 2)
@@ -451,3 +450,54 @@ async def test_realm_max_call_timeout_caps_every_call(new_router):
         assert expected - 0.020 <= elapsed <= expected + 0.020, (
             f"{name}: expected ERROR after {expected * 1000:.0f} ms, got {elapsed * 1000:.1f} ms")
     assert sorted(mode for _, mode in _interrupts(callee)) == ["killnowait"] * 3
+
+
+async def test_canceled_call_does_not_time_out_later(router):
+    """CANCEL (skip) before the deadline: the caller gets wamp.error.canceled once, and
+    nothing when the deadline passes (autobahn would fail on a second ERROR)."""
+    callee = await connect(router, "rawsocket", "json")
+    caller = await connect(router, "websocket", "msgpack")
+    proc, probe = uniq("com.example.timeout.cancel"), uniq("com.example.timeout.cancelprobe")
+    started, cancelled = asyncio.Event(), asyncio.Event()
+    await callee.register(_hanging(started, cancelled), proc)
+    await callee.register(lambda: "alive", probe)
+    f = caller.call(proc, options=CallOptions(timeout=200))
+    await asyncio.wait_for(started.wait(), 2)
+    (request_id,) = pending_call_ids(caller)
+    send_cancel(caller, request_id, "killnowait")
+    e = await error_of(f)
+    assert e.error == "wamp.error.canceled"
+    await asyncio.wait_for(cancelled.wait(), 2)
+    await asyncio.sleep(0.3)  # past the deadline
+    errors = [m for m in caller.state.received if isinstance(m, message.Error)]
+    assert [(m.request, m.error) for m in errors] == [(request_id, "wamp.error.canceled")]
+    assert len(_interrupts(callee)) == 1
+    assert await caller.call(probe) == "alive"
+    assert caller.is_attached()
+
+
+async def test_timeout_after_progressive_results(router):
+    """Progressive results do not stop the clock: the call still ends at its deadline."""
+    callee = await connect(router, "websocket", "cbor")
+    caller = await connect(router, "rawsocket", "msgpack")
+    proc = uniq("com.example.timeout.progress")
+    cancelled = asyncio.Event()
+
+    async def chatty(details=None):
+        try:
+            for i in range(100):
+                details.progress(i)
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "finished"
+
+    await callee.register(chatty, proc, options=RegisterOptions(details=True))
+    progress = Inbox("progress")
+    e, elapsed = await _timed_error(caller, proc, CallOptions(timeout=300, on_progress=progress))
+    assert e.error == TIMEOUT
+    assert 0.280 <= elapsed <= 0.320, f"timeout 300 ms, ERROR after {elapsed * 1000:.1f} ms"
+    assert [p.args for p in progress.items] == [(i,) for i in range(len(progress))]
+    assert 5 <= len(progress) <= 7, len(progress)
+    await asyncio.wait_for(cancelled.wait(), 2)
