@@ -629,6 +629,32 @@ workbenchSuite('meta API on the workbench realm (autobahn-js)', { timeout: 10000
     });
   }
 
+  test('a graph change withdraws a subscription and a registration: the admin sees them go', async (ctx, wb) => {
+    const carol = await ctx.connect(wb.user(await wb.token('carol'), { transport: 'rawsocket', label: 'carol' }));
+    const alice = await ctx.connect(wb.user(await wb.token('alice'), { serializer: 'cbor', label: 'alice' }));
+    const rec = new Recorder('carol');
+    await rec.watch(carol, ...SUB_EVENTS, ...REG_EVENTS);
+    const sub = await alice.session.subscribe('containers.c1.logs', () => {});
+    const reg = await alice.session.register('containers.c1.inspect', () => 'inspected');
+    const got = await rec.until(4, alice.id);
+    assert.deepEqual(got.map((e) => (typeof e[2] === 'number' ? e : [e[0], e[1], [e[2].id, e[2].uri, e[2].match, e[2].invoke]])), [
+      ['wamp.subscription.on_create', alice.id, [sub.id, 'containers.c1.logs', 'exact', undefined]],
+      ['wamp.subscription.on_subscribe', alice.id, sub.id],
+      ['wamp.registration.on_create', alice.id, [reg.id, 'containers.c1.inspect', 'exact', 'single']],
+      ['wamp.registration.on_register', alice.id, reg.id]]);
+    const seq = Number(await wb.sql("delete from grants where tail_id = 'alice' and head_id = 'lab'; select max(seq) from switchyard_graph_changes"));
+    const after = (await rec.until(8, alice.id)).slice(4);
+    // the two holdings are withdrawn one after the other, each with its events in order
+    const subEvents = after.filter((e) => e[0].startsWith('wamp.subscription.'));
+    const regEvents = after.filter((e) => e[0].startsWith('wamp.registration.'));
+    assert.deepEqual(subEvents, [['wamp.subscription.on_unsubscribe', alice.id, sub.id], ['wamp.subscription.on_delete', alice.id, sub.id]]);
+    assert.deepEqual(regEvents, [['wamp.registration.on_unregister', alice.id, reg.id], ['wamp.registration.on_delete', alice.id, reg.id]]);
+    await wb.settle(seq);
+    assert.equal(await carol.session.call('wamp.subscription.lookup', ['containers.c1.logs']), null);
+    assert.equal(await carol.session.call('wamp.registration.lookup', ['containers.c1.inspect']), null);
+    assert.ok(alice.isOpen());
+  });
+
   test('testaments need the permission to publish to their topic', async (ctx, wb) => {
     const controller = await ctx.connect(wb.service('controller-1', { transport: 'rawsocket', label: 'controller' }));
     const dispatcher = await ctx.connect(wb.service('dispatcher-1', { serializer: 'msgpack', label: 'dispatcher' }));

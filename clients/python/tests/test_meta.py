@@ -306,6 +306,8 @@ async def test_kill_refusals(router):
         assert e.error == INVALID_URI
     e = await error_of(killer.call("wamp.session.kill_all", reason="bad reason"))
     assert e.error == INVALID_URI
+    e = await error_of(killer.call("wamp.session.kill", victim.id, message=7))
+    assert e.error == INVALID_ARGUMENT
     # nobody was killed
     assert killer.is_attached() and victim.is_attached()
     assert (await killer.call("wamp.session.get", victim.id))["session"] == victim.id
@@ -817,3 +819,29 @@ async def test_workbench_testaments_need_publish_permission(workbench):
     controller.abort_transport()
     (ev,) = await inbox.wait_for(1)
     assert (ev.args, ev.kwargs) == (("controller-1 is gone",), {"why": "cut"})
+
+
+async def test_workbench_revocation_sets_off_registration_meta_events(workbench):
+    """A graph change withdraws alice's registration: the admin watching the
+    registration meta events sees it go (on_unregister, then on_delete)."""
+    carol = await _wb_user(workbench, "carol", "rawsocket", "cbor")
+    alice = await _wb_user(workbench, "alice", "websocket", "msgpack")
+    alice_id = alice.id
+    rec = Recorder("carol")
+    await rec.watch(carol, *REG_EVENTS)
+    reg = await alice.register(lambda: "inspected", "containers.c1.inspect")
+    got = await rec.until(2, alice_id)
+    assert [e[:2] for e in got] == [("wamp.registration.on_create", alice_id),
+                                    ("wamp.registration.on_register", alice_id)]
+    assert (got[0][2]["id"], got[0][2]["uri"], got[0][2]["match"], got[0][2]["invoke"]) == (
+        reg.id, "containers.c1.inspect", "exact", "single")
+    assert await carol.call("wamp.registration.list_callees", reg.id) == [alice_id]
+    seq = int(await workbench.sql("delete from grants where tail_id = 'alice' and head_id = 'lab';"
+                                  "select max(seq) from switchyard_graph_changes"))
+    assert await rec.until(4, alice_id) == got + [
+        ("wamp.registration.on_unregister", alice_id, reg.id),
+        ("wamp.registration.on_delete", alice_id, reg.id)]
+    await workbench.settle(seq)
+    e = await error_of(carol.call("wamp.registration.get", reg.id))
+    assert e.error == NO_SUCH_REGISTRATION
+    assert alice.is_attached()
