@@ -167,6 +167,25 @@ routerSuite('advanced RPC (default config)', (test) => {
     });
   }
 
+  test('roundrobin: a callee that unregisters and registers again goes to the end', async (ctx) => {
+    const proc = ctx.uri('again');
+    const three = [];
+    const regs = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await ctx.connect({ variant: VARIANTS[i], label: `callee${i}` });
+      regs.push(await c.session.register(proc, () => i, { invoke: 'roundrobin' }));
+      three.push(c);
+    }
+    const caller = await ctx.connect({ transport: 'rawsocket' });
+    assert.deepEqual(await calls(caller, proc, 2), [0, 1]);
+    await three[0].session.unregister(regs[0]);
+    await three[0].session.register(proc, () => 0, { invoke: 'roundrobin' });
+    const id = await caller.session.call('wamp.registration.lookup', [proc]);
+    assert.deepEqual(await caller.session.call('wamp.registration.list_callees', [id]), [three[1].id, three[2].id, three[0].id]);
+    // 2 was next and still is
+    assert.deepEqual(await calls(caller, proc, 6), [2, 0, 1, 2, 0, 1]);
+  });
+
   test('random reaches every callee', async (ctx) => {
     const proc = ctx.uri('random');
     await callees((o) => ctx.connect(o), 3, proc, { invoke: 'random' });

@@ -673,6 +673,27 @@ async def test_testament_publish_options(router):
         sid, f"anonymous-{sid}", "anonymous")
 
 
+async def test_testament_retained(router):
+    """publish_options retain: a subscriber that comes later gets the testament as the
+    topic's retained event."""
+    s = await connect(router, "websocket", "json")
+    sid = s.id
+    watcher = await connect(router, "rawsocket", "cbor")
+    topic = uniq("com.example.will.retained")
+    rec = Recorder("on_leave")
+    await rec.watch(watcher, "wamp.session.on_leave")
+    assert await s.call("wamp.session.add_testament", topic, ["last words"], {"k": 1},
+                        publish_options={"retain": True}) is None
+    s.abort_transport()
+    await rec.until(1, sid)
+    late = await connect(router, "websocket", "msgpack")
+    inbox = Inbox("retained")
+    await late.subscribe(inbox, topic, options=SubscribeOptions(get_retained=True, details=True))
+    (ev,) = await inbox.wait_for(1)
+    assert (ev.args, ev.kwargs, ev.details.retained, ev.details.topic) == (
+        ("last words",), {"k": 1}, True, topic)
+
+
 @pytest.mark.parametrize("flush", [None, "destroyed", "detached"])
 async def test_testament_scopes_and_flush(router, flush):
     s = await connect(router, "websocket", "cbor")

@@ -107,6 +107,22 @@ async def test_roundrobin_callee_leaving_mid_rotation(router, who, how):
         assert await calls(caller, proc, 6) == [2, 3, 1, 2, 3, 1]
 
 
+async def test_roundrobin_re_registered_callee_goes_to_the_end(router):
+    """Callee 0 unregisters after two calls (0, 1; 2 is next) and registers again: it is
+    now last in order of registration, and 2 is still next."""
+    proc = uniq("com.example.shared.again")
+    three = await callees(router, 3, proc, "roundrobin")
+    caller = await connect(router, "websocket", "cbor")
+    assert await calls(caller, proc, 2) == [0, 1]
+    (reg,) = three[0]._registrations.values()
+    await reg.unregister()
+    await three[0].register(lambda: 0, proc, options=RegisterOptions(invoke="roundrobin"))
+    reg_id = await caller.call("wamp.registration.lookup", proc)
+    assert await caller.call("wamp.registration.list_callees", reg_id) == [
+        three[1].id, three[2].id, three[0].id]
+    assert await calls(caller, proc, 6) == [2, 0, 1, 2, 0, 1]
+
+
 async def test_random_reaches_every_callee(router):
     proc = uniq("com.example.shared.random")
     await callees(router, 3, proc, "random")
