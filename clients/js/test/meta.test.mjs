@@ -341,7 +341,10 @@ routerSuite('meta API (default config)', (test) => {
         ['wamp.subscription.on_unsubscribe', s1.id, sid],
         ['wamp.subscription.on_unsubscribe', s2.id, sid],
         ['wamp.subscription.on_delete', s2.id, sid]]);
+      // SUBSCRIBED reaches s1 before the router publishes the events of its SUBSCRIBE:
+      // wait for them before s2 acts (events of two sessions come in no particular order)
       const prefix = await s1.session.subscribe(`${topic}.`, () => {}, { match: 'prefix' });
+      await rec.until(8, s1.id, s2.id);
       const wildcard = await s2.session.subscribe(`${topic}..x`, () => {}, { match: 'wildcard' });
       const got = await rec.until(10, s1.id, s2.id);
       assert.deepEqual(got.slice(6).map(([t, s, d]) => [t, s, typeof d === 'number' ? d : [d.id, d.uri, d.match]]), [
@@ -428,6 +431,7 @@ routerSuite('meta API (default config)', (test) => {
         ['wamp.registration.on_unregister', c2.id, rid],
         ['wamp.registration.on_delete', c2.id, rid]]);
       const single = await c1.session.register(`${proc}.single`, () => 0);
+      await rec.until(8, c1.id, c2.id);
       const pattern = await c2.session.register(`${proc}..x`, () => 0, { match: 'wildcard', invoke: 'last' });
       const got = await rec.until(10, c1.id, c2.id);
       assert.deepEqual(got.slice(6).map(([t, s, d]) => [t, s, typeof d === 'number' ? d : [d.id, d.uri, d.match, d.invoke]]), [

@@ -383,7 +383,10 @@ async def test_subscription_meta_events(router, combo):
         ("wamp.subscription.on_delete", s2.id, sid)]
 
     # pattern subscriptions carry their match policy
+    # SUBSCRIBED reaches s1 before the router publishes the events of its SUBSCRIBE: wait
+    # for them before s2 acts (events of two sessions come in no particular order)
     prefix = await s1.subscribe(Inbox(), topic + ".", options=SubscribeOptions(match="prefix"))
+    await rec.until(8, s1.id, s2.id)
     wildcard = await s2.subscribe(Inbox(), topic + "..x", options=SubscribeOptions(match="wildcard"))
     got = await rec.until(10, s1.id, s2.id)
     assert [(e[0], e[1], e[2] if isinstance(e[2], int) else
@@ -496,6 +499,7 @@ async def test_registration_meta_events(router, combo):
         ("wamp.registration.on_delete", c2.id, rid)]
 
     single = await c1.register(lambda: 0, proc + ".single")
+    await rec.until(8, c1.id, c2.id)
     pattern = await c2.register(lambda: 0, proc + "..x",
                                 options=RegisterOptions(match="wildcard", invoke="last"))
     got = await rec.until(10, c1.id, c2.id)
