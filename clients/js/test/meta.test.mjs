@@ -11,7 +11,7 @@
 
 import assert from 'node:assert/strict';
 import {
-  AUTH_CONFIG, MSG, VARIANTS, autobahn, expectReject, openClient, routerSuite, show, sleep, startRouter, within,
+  AUTH_CONFIG, MSG, VARIANTS, autobahn, expectReject, normBin, openClient, routerSuite, show, sleep, startRouter, within,
 } from './helpers.mjs';
 import { SERVICE_TICKETS, workbenchSuite } from './workbench.mjs';
 
@@ -546,6 +546,35 @@ routerSuite('meta API (default config)', (test) => {
     assert.deepEqual([disclosed[0].details.publisher, disclosed[0].details.publisher_authid, disclosed[0].details.publisher_authrole],
       [s.id, `anonymous-${s.id}`, 'anonymous']);
   });
+
+  // autobahn-js's RawSocket transport has JSON without the binary convention: it cannot
+  // send bytes, and receives them as the convention's '\u0000' + base64 strings.
+  for (const variant of VARIANTS.filter((v) => v.transport === 'websocket')) {
+    test(`${variant.name}: a testament's binary payload reaches every serializer`, async (ctx) => {
+      const BIN = Buffer.from([0x00, 0x01, 0xfe, 0xff]);
+      const args = [BIN, 'text', 3.5, null, { b: BIN }];
+      const kwargs = { k: BIN, n: -7 };
+      const topic = ctx.uri('will');
+      const recs = [];
+      for (const v of VARIANTS) {
+        const sub = await ctx.connect({ variant: v, label: `sub-${v.name}` });
+        const rec = new Recorder(v.name);
+        await rec.watch(sub, topic);
+        recs.push(rec);
+      }
+      const s = await ctx.connect({ variant, label: 's' });
+      assert.equal(await s.session.call('wamp.session.add_testament', [topic, args, kwargs]), null);
+      s.resetSocket();
+      const b64 = `\u0000${BIN.toString('base64')}`;
+      for (const rec of recs) {
+        await rec.until(1);
+        const expected = rec.label === 'rawsocket-json'
+          ? [[b64, 'text', 3.5, null, { b: b64 }], { k: b64, n: -7 }]
+          : normBin([args, kwargs]);
+        assert.deepEqual(normBin([rec.items[0].args, rec.items[0].kwargs]), expected, rec.label);
+      }
+    });
+  }
 
   for (const flush of [null, 'destroyed', 'detached']) {
     test(`testament scopes, flush_testaments(${flush ?? 'not called'})`, async (ctx) => {

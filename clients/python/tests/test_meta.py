@@ -677,6 +677,25 @@ async def test_testament_publish_options(router):
         sid, f"anonymous-{sid}", "anonymous")
 
 
+@pytest.mark.parametrize("serializer", ["json", "msgpack", "cbor"])
+async def test_testament_payload_reaches_every_serializer(router, serializer):
+    """The router keeps a testament's arguments and publishes them later: binary and
+    64-bit integers arrive intact whatever the serializers on either side."""
+    args = [b"\x00\x01\xff", 2 ** 63, -2 ** 63, 1.5, {"b": b"xyz"}, None]
+    kwargs = {"k": b"\xfe", "n": 2 ** 53 + 1}
+    inboxes = {ser: Inbox(ser) for ser in ["json", "msgpack", "cbor"]}
+    topic = uniq("com.example.will.bin")
+    for ser, inbox in inboxes.items():
+        sub = await connect(router, "rawsocket" if ser == "cbor" else "websocket", ser)
+        await sub.subscribe(inbox, topic)
+    s = await connect(router, "rawsocket", serializer)
+    assert await s.call("wamp.session.add_testament", topic, args, kwargs) is None
+    s.abort_transport()
+    for ser, inbox in inboxes.items():
+        (ev,) = await inbox.wait_for(1)
+        assert (list(ev.args), ev.kwargs) == (args, kwargs), ser
+
+
 async def test_testament_retained(router):
     """publish_options retain: a subscriber that comes later gets the testament as the
     topic's retained event."""
