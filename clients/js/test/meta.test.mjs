@@ -688,6 +688,28 @@ workbenchSuite('meta API on the workbench realm (autobahn-js)', { timeout: 10000
     assert.ok(alice.isOpen());
   });
 
+  // policies/workbench.toml: "A pattern subscription is allowed when some rule it overlaps
+  // lets the session subscribe; each event then reaches it only if the session may
+  // subscribe to that event's own topic." wamp.session.{object} lets the admin carol and
+  // the controller subscribe (exactly: above), so both may watch through a pattern too.
+  for (const who of ['carol', 'controller-1']) {
+    for (const [pattern, match] of [['wamp.session.', 'prefix'], ['wamp..on_join', 'wildcard']]) {
+      test(`${who} watches on_join through a ${match} subscription (${pattern})`, async (ctx, wb) => {
+        const watcher = who === 'carol'
+          ? await ctx.connect(wb.user(await wb.token('carol'), { serializer: 'msgpack', label: who }))
+          : await ctx.connect(wb.service('controller-1', { serializer: 'msgpack', label: who }));
+        const seen = [];
+        await watcher.session.subscribe(pattern, (args, kwargs, details) => seen.push([details.topic, args]), { match });
+        const bob = await ctx.connect(wb.user(await wb.token('bob'), { transport: 'rawsocket', label: 'bob' }));
+        await within((async () => {
+          while (!seen.some(([t, a]) => t === 'wamp.session.on_join' && a[0].session === bob.id)) await sleep(5);
+        })(), 3000, `on_join of bob through ${pattern}; have ${show(seen)}`);
+        const alice = await ctx.connect(wb.user(await wb.token('alice'), { label: 'alice' }));
+        assert.equal((await errorOf(alice.session.subscribe(pattern, () => {}, { match }))).error, NOT_AUTHORIZED);
+      });
+    }
+  }
+
   test('testaments need the permission to publish to their topic', async (ctx, wb) => {
     const controller = await ctx.connect(wb.service('controller-1', { transport: 'rawsocket', label: 'controller' }));
     const dispatcher = await ctx.connect(wb.service('dispatcher-1', { serializer: 'msgpack', label: 'dispatcher' }));

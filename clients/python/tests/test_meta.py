@@ -889,3 +889,27 @@ async def test_workbench_revocation_sets_off_registration_meta_events(workbench)
     e = await error_of(carol.call("wamp.registration.get", reg.id))
     assert e.error == NO_SUCH_REGISTRATION
     assert alice.is_attached()
+
+
+@pytest.mark.parametrize("who", ["carol", "controller-1"])
+@pytest.mark.parametrize("pattern,match", [("wamp.session.", "prefix"), ("wamp..on_join", "wildcard")],
+                         ids=["prefix", "wildcard"])
+async def test_workbench_meta_events_through_a_pattern_subscription(workbench, who, pattern, match):
+    """policies/workbench.toml: "A pattern subscription is allowed when some rule it
+    overlaps lets the session subscribe; each event then reaches it only if the session
+    may subscribe to that event's own topic."  `wamp.session.{object}` lets both the
+    admin carol and the controller subscribe (exactly: test above), so both may watch
+    the session events through a pattern too, and get on_join."""
+    if who == "carol":
+        watcher = await _wb_user(workbench, "carol", "websocket", "cbor")
+    else:
+        watcher = await _wb_service(workbench, "controller-1", "websocket", "cbor")
+    inbox = Inbox(who)
+    await watcher.subscribe(inbox, pattern, options=SubscribeOptions(match=match, details=True))
+    bob = await _wb_user(workbench, "bob", "rawsocket", "msgpack")
+    await inbox.wait_until(lambda items: any(
+        i.details.topic == "wamp.session.on_join" and i.args[0]["session"] == bob.id for i in items))
+    alice = await _wb_user(workbench, "alice", "rawsocket", "json")
+    # alice has no rule for the meta events: no pattern over them is hers
+    e = await error_of(alice.subscribe(Inbox(), pattern, options=SubscribeOptions(match=match)))
+    assert e.error == NOT_AUTHORIZED
