@@ -710,6 +710,21 @@ workbenchSuite('meta API on the workbench realm (autobahn-js)', { timeout: 10000
     }
   }
 
+  test('an admin demoted in the graph loses the meta API: its subscription is revoked, its calls refused', async (ctx, wb) => {
+    const carol = await ctx.connect(wb.user(await wb.token('carol'), { serializer: 'cbor', label: 'carol' }));
+    const seen = [];
+    const sub = await carol.session.subscribe('wamp.session.on_join', (a) => seen.push(a));
+    assert.equal(await carol.session.call('wamp.session.count'), 1);
+    const seq = Number(await wb.sql("update principals set is_admin = false where id = 'carol'; select max(seq) from switchyard_graph_changes"));
+    await wb.settle(seq);
+    const notice = await carol.waitRx(MSG.UNSUBSCRIBED, (m) => m[1] === 0);
+    assert.deepEqual(notice, [MSG.UNSUBSCRIBED, 0, { subscription: sub.id, reason: NOT_AUTHORIZED }]);
+    assert.equal(sub.active, false);
+    const e = await errorOf(carol.session.call('wamp.session.count'));
+    assert.deepEqual([e.error, e.args], [NOT_AUTHORIZED, ["session is not authorized to call 'wamp.session.count'"]]);
+    assert.ok(carol.isOpen());
+  });
+
   test('testaments need the permission to publish to their topic', async (ctx, wb) => {
     const controller = await ctx.connect(wb.service('controller-1', { transport: 'rawsocket', label: 'controller' }));
     const dispatcher = await ctx.connect(wb.service('dispatcher-1', { serializer: 'msgpack', label: 'dispatcher' }));

@@ -913,3 +913,17 @@ async def test_workbench_meta_events_through_a_pattern_subscription(workbench, w
     # alice has no rule for the meta events: no pattern over them is hers
     e = await error_of(alice.subscribe(Inbox(), pattern, options=SubscribeOptions(match=match)))
     assert e.error == NOT_AUTHORIZED
+
+
+async def test_workbench_demoted_admin_loses_the_meta_api(workbench):
+    """is_admin withdrawn in the graph: the meta API is refused from then on (the
+    subscription part is in the autobahn-js suite: autobahn-python fails its own session
+    on the revocation notice)."""
+    carol = await _wb_user(workbench, "carol", "rawsocket", "msgpack")
+    assert await carol.call("wamp.session.count") == 1
+    seq = int(await workbench.sql("update principals set is_admin = false where id = 'carol';"
+                                  "select max(seq) from switchyard_graph_changes"))
+    await workbench.settle(seq)
+    e = await error_of(carol.call("wamp.session.count"))
+    assert (e.error, e.args) == (NOT_AUTHORIZED, ("session is not authorized to call 'wamp.session.count'",))
+    assert carol.is_attached()
