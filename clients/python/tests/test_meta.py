@@ -927,3 +927,35 @@ async def test_workbench_demoted_admin_loses_the_meta_api(workbench):
     e = await error_of(carol.call("wamp.session.count"))
     assert (e.error, e.args) == (NOT_AUTHORIZED, ("session is not authorized to call 'wamp.session.count'",))
     assert carol.is_attached()
+
+
+@pytest.mark.parametrize("withdrawn", [False, True], ids=["kept", "withdrawn"])
+async def test_workbench_testament_needs_the_permission_still_when_published(workbench, withdrawn):
+    """carol (admin, owner of c3) leaves a testament on containers.c3.logs.  If she is
+    no longer admin (who may write anywhere) and c3 is given away before her connection
+    is cut, she may no longer publish there and the testament is withheld; otherwise
+    alice (who reads c3 by a grant of her own) gets it.
+    The controller publishes a sentinel after carol's on_leave: alice gets the
+    testament, if at all, before the sentinel."""
+    wb = workbench
+    await wb.sql("insert into grants (tail_id, head_id, level) values ('alice', 'c3', 1)")
+    await wb.settle()
+    carol = await _wb_user(wb, "carol", "websocket", "json")
+    carol_id = carol.id
+    alice = await _wb_user(wb, "alice", "rawsocket", "cbor")
+    controller = await _wb_service(wb, "controller-1", "websocket", "msgpack")
+    inbox = Inbox("alice")
+    await alice.subscribe(inbox, "containers.c3.logs")
+    left = Recorder("controller")
+    await left.watch(controller, "wamp.session.on_leave")
+    assert await carol.call("wamp.session.add_testament", "containers.c3.logs", ["carol is gone"], {}) is None
+    if withdrawn:
+        seq = int(await wb.sql("update principals set is_admin = false where id = 'carol';"
+                               "update objects set owner_id = 'p1' where id = 'c3';"
+                               "select max(seq) from switchyard_graph_changes"))
+        await wb.settle(seq)
+    carol.abort_transport()
+    await left.until(1, carol_id)
+    await controller.publish("containers.c3.logs", "sentinel", options=PublishOptions(acknowledge=True))
+    await inbox.wait_until(lambda items: any(i.args == ("sentinel",) for i in items))
+    assert [i.args for i in inbox.items] == ([] if withdrawn else [("carol is gone",)]) + [("sentinel",)]
