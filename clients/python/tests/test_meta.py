@@ -147,6 +147,18 @@ async def test_on_join_get_and_on_leave(router, combo, how):
     assert e.error == NO_SUCH_SESSION
 
 
+async def test_session_details_over_the_unix_socket(unix_router):
+    watcher = await connect(unix_router, "websocket", "json")
+    rec = Recorder()
+    await rec.watch(watcher, "wamp.session.on_join")
+    s = await connect(unix_router, "unix", "cbor")
+    expected = {"session": s.id, "authid": f"anonymous-{s.id}", "authrole": "anonymous",
+                "authmethod": "anonymous", "authprovider": "static",
+                "transport": {"type": "rawsocket-unix", "peer": "unix"}}
+    assert await rec.until(1, s.id) == [("wamp.session.on_join", expected)]
+    assert await watcher.call("wamp.session.get", s.id) == expected
+
+
 async def test_on_join_of_a_ticket_session(new_router):
     r = new_router("meta-auth", config=AUTH_CONFIG)
     watcher = await connect(r, "websocket", "msgpack")
