@@ -84,6 +84,19 @@ enum Holder {
     Service { authrole: String, role: Arc<Role> },
 }
 
+/// Whether a rule's roles admit a user of the graph: every user has the role `user`;
+/// only the graph's admins (its live `is_admin` flag, so withdrawing it revokes what it
+/// allowed) have `admin`. `None`: the user's standing is not loaded yet.
+fn role_admits(need: &Need, p: &PrincipalEntry) -> Option<bool> {
+    if need.admits_role(USER_ROLE) {
+        return Some(true);
+    }
+    if !need.admits_role(ADMIN_ROLE) {
+        return Some(false);
+    }
+    p.standing().map(|s| s == Standing::Admin)
+}
+
 /// One session's view: see the module comment.
 #[derive(Debug)]
 pub struct GraphPermissions {
@@ -134,14 +147,10 @@ impl GraphPermissions {
             }
             Holder::User(p) => match (need.level, m.object) {
                 (Some(level), Some(object)) => self.level_check(p, level, object),
-                _ if need.admits_role(USER_ROLE) => allowed(true, false),
-                // A rule for admins (the meta API): decided by the graph's own admin
-                // flag, so withdrawing it revokes what it allowed.
-                _ if need.admits_role(ADMIN_ROLE) => match p.standing() {
+                _ => match role_admits(need, p) {
+                    Some(yes) => allowed(yes, need.admits_role(ADMIN_ROLE)),
                     None => Check::Ask,
-                    Some(standing) => allowed(standing == Standing::Admin, true),
                 },
-                _ => allowed(false, false),
             },
         }
     }
@@ -164,7 +173,9 @@ impl GraphPermissions {
             }
             Holder::User(p) => match p.standing() {
                 None => Check::Ask,
-                Some(Standing::Active | Standing::Admin) => allowed(needs().any(|n| n.level.is_some()), true),
+                Some(Standing::Active | Standing::Admin) => {
+                    allowed(needs().any(|n| n.level.is_some() || role_admits(n, p) == Some(true)), true)
+                }
                 Some(_) => Check::Decided(Decision::DENIED),
             },
         }
@@ -336,7 +347,7 @@ impl Guard for PatternGuard {
         let Some(m) = policy.matching(topic) else { return Admit::No };
         let need: &Need = policy.need(m.rule, Action::Subscribe);
         let (Some(level), Some(object)) = (need.level, m.object) else {
-            return admit(need.admits_role(USER_ROLE));
+            return role_admits(need, principal).map_or(Admit::Hold, admit);
         };
         let cache = &self.inner.cache;
         let known = match cache.memoized(principal, object) {
