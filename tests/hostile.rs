@@ -22,6 +22,16 @@ async fn clients_cannot_publish_or_register_in_the_wamp_namespace() {
     assert!(sub > 0);
 
     let mut forger = Client::join_ws(&server, Serializer::MsgPack).await;
+    // The router's own on_join for the forger is the one event of that topic the
+    // watcher gets.
+    match watcher.recv().await {
+        Message::Event { subscription, payload, .. } => {
+            assert_eq!(subscription, sub);
+            let details = args_of(&payload).remove(0);
+            assert_eq!(details.as_dict().and_then(|d| d.get("session")), Some(&Value::UInt(forger.session)));
+        }
+        other => panic!("expected the router's on_join, got {other:?}"),
+    }
     let request = forger.publish("wamp.session.on_join", ack(), vec![Value::UInt(1)]).await;
     let payload = expect_error_for(&mut forger, code::PUBLISH, request, "wamp.error.invalid_uri").await;
     assert_eq!(
