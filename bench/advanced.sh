@@ -10,7 +10,9 @@
 #     a realm flooded by 8 sessions publishing as fast as the router answers, held to
 #     1,000 publications per second per session by its [limits].
 #
-#   bench/advanced.sh [--repeat N] [--duration S]     (default 3 trials of 10 s)
+#   bench/advanced.sh [--repeat N] [--duration S] [--parts rpc,joins,tenants]
+#       (default: all parts, 3 trials of 10 s; with --parts, the other parts' earlier
+#       results in the results file are kept)
 #
 # Writes bench/advanced-results.jsonl and the "advanced" section of BENCHMARKS.md.
 set -euo pipefail
@@ -19,13 +21,16 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 REPEAT=3
 DURATION=10
+PARTS=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --repeat) REPEAT="$2"; shift 2 ;;
         --duration) DURATION="$2"; shift 2 ;;
-        *) echo "usage: bench/advanced.sh [--repeat N] [--duration S]" >&2; exit 2 ;;
+        --parts) PARTS="$2"; shift 2 ;;
+        *) echo "usage: bench/advanced.sh [--repeat N] [--duration S] [--parts rpc,joins,tenants]" >&2; exit 2 ;;
     esac
 done
+part() { [[ -z "$PARTS" || ",$PARTS," == *",$1,"* ]]; }
 BENCH="$ROOT/target/release/switchyard-bench"
 ROUTER="$ROOT/target/release/switchyard"
 NEXUS="$ROOT/target/nexusd"
@@ -39,7 +44,20 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-advanced.XXXXXX")
 PID=""
 stop() { if [[ -n "$PID" ]]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; PID=""; }
 trap 'stop; rm -rf "$WORK"' EXIT
-: > "$OUT"
+# Earlier results of the parts not run now are kept.
+if [[ -z "$PARTS" ]]; then
+    : > "$OUT"
+else
+    touch "$OUT"
+    python3 - "$OUT" "$PARTS" <<'KEEP'
+import json, sys
+path, parts = sys.argv[1], sys.argv[2].split(",")
+labels = {"rpc": ("rpc",), "joins": ("joins",), "tenants": ("quiet", "flood")}
+drop = tuple(p for part in parts for p in labels.get(part, ()))
+kept = [l for l in open(path) if l.strip() and not json.loads(l)["label"].split(":", 1)[1].startswith(drop)]
+open(path, "w").writelines(kept)
+KEEP
+fi
 
 wait_port() {
     for _ in $(seq 100); do
@@ -116,21 +134,26 @@ URL="ws://127.0.0.1:$WS/ws"
 NEXUS_URL="ws://127.0.0.1:$WS/"
 for i in $(seq "$REPEAT"); do
     echo "== trial $i/$REPEAT" >&2
-    trial "switchyard:rpc" start_switchyard --url "$URL" --serializer json rpc --callers 16
-    trial "nexus:rpc" start_nexus --url "$NEXUS_URL" --serializer json rpc --callers 16
-    trial "switchyard:rpc-roundrobin4" start_switchyard --url "$URL" --serializer json rpc --callers 16 --callees 4 --invoke roundrobin
-    trial "switchyard:joins" start_switchyard --url "$URL" --serializer json joins --concurrency 8
-    trial "switchyard:joins-watched" start_switchyard --url "$URL" --serializer json joins --concurrency 8 --watchers 1
+    if part rpc; then
+        trial "switchyard:rpc" start_switchyard --url "$URL" --serializer json rpc --callers 16
+        trial "nexus:rpc" start_nexus --url "$NEXUS_URL" --serializer json rpc --callers 16
+        trial "switchyard:rpc-roundrobin4" start_switchyard --url "$URL" --serializer json rpc --callers 16 --callees 4 --invoke roundrobin
+    fi
+    if part joins; then
+        trial "switchyard:joins" start_switchyard --url "$URL" --serializer json joins --concurrency 8
+        trial "switchyard:joins-watched" start_switchyard --url "$URL" --serializer json joins --concurrency 8 --watchers 1
+    fi
+    part tenants || continue
     # The quiet realm alone, then beside the flood (the flood runs a little longer
     # than the latency run it surrounds).
     start_switchyard "$WORK/tenants.toml"
-    "$BENCH" --label "switchyard:quiet-alone" --router-pid "$PID" --duration "$DURATION" --realm quiet \
+    "$BENCH" --url "$URL" --label "switchyard:quiet-alone" --router-pid "$PID" --duration "$DURATION" --realm quiet \
         latency --rate 1000 --subscribers 10 2>> "$WORK/bench.log" >> "$OUT" || true
-    "$BENCH" --label "switchyard:flood" --router-pid "$PID" --duration "$((DURATION + 2))" --realm flood \
+    "$BENCH" --url "$URL" --label "switchyard:flood" --router-pid "$PID" --duration "$((DURATION + 2))" --realm flood \
         flood --sessions 8 2>> "$WORK/bench.log" >> "$OUT" &
     FLOOD=$!
     sleep 1
-    "$BENCH" --label "switchyard:quiet-beside-flood" --router-pid "$PID" --duration "$DURATION" --realm quiet \
+    "$BENCH" --url "$URL" --label "switchyard:quiet-beside-flood" --router-pid "$PID" --duration "$DURATION" --realm quiet \
         latency --rate 1000 --subscribers 10 2>> "$WORK/bench.log" >> "$OUT" || true
     wait "$FLOOD" || true
     stop
