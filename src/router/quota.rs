@@ -1,14 +1,18 @@
 //! Per-session rate limits of a realm (`[limits]` of the realm): token buckets for
-//! publications and calls, checked before a request is authorized, so a flooding
-//! session costs the router one atomic operation per refused message.
+//! publications and calls, checked before a request is authorized.
 //!
 //! At the limit a PUBLISH is dropped (answered with `wamp.error.rate_limited` when it
 //! asked for an acknowledgement) and a CALL is answered with that error; both are
-//! counted per realm in `/metrics` (`quota_refusals`). Realms share nothing, so one
-//! tenant's flood never spends another's tokens.
+//! counted per realm in `/metrics` (`quota_refusals`). Then the session reads nothing
+//! more from its peer until its bucket holds a token again: what the peer sends
+//! meanwhile waits in its socket, so a flooding session costs the router its rate, not
+//! its flood, and the CPU it would have taken stays with the other realms. Realms share
+//! no bucket.
 
 use std::num::NonZeroU32;
+use std::time::Duration;
 
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::config::{Rate, RealmLimits};
@@ -32,14 +36,22 @@ impl Rates {
         Rates { publications: bucket(limits.publications), calls: bucket(limits.calls) }
     }
 
-    /// Takes a token for a publication; false when the session is over its rate.
-    pub fn publication(&self) -> bool {
-        self.publications.as_ref().is_none_or(|b| b.check().is_ok())
+    /// Takes a token for a publication; when the session is over its rate, how long
+    /// until the bucket holds one again.
+    pub fn publication(&self) -> Result<(), Duration> {
+        take(self.publications.as_ref())
     }
 
-    /// Takes a token for a call; false when the session is over its rate.
-    pub fn call(&self) -> bool {
-        self.calls.as_ref().is_none_or(|b| b.check().is_ok())
+    /// Takes a token for a call; when over the rate, how long until there is one.
+    pub fn call(&self) -> Result<(), Duration> {
+        take(self.calls.as_ref())
+    }
+}
+
+fn take(bucket: Option<&DefaultDirectRateLimiter>) -> Result<(), Duration> {
+    match bucket.map(RateLimiter::check) {
+        None | Some(Ok(())) => Ok(()),
+        Some(Err(not_until)) => Err(not_until.wait_time_from(DefaultClock::default().now())),
     }
 }
 
@@ -51,11 +63,13 @@ mod tests {
     fn a_bucket_gives_its_burst_then_refills_at_its_rate() {
         let limits = RealmLimits { publications: Some(Rate { per_second: 20, burst: 5 }), ..RealmLimits::default() };
         let rates = Rates::new(&limits);
-        let taken = (0..10).filter(|_| rates.publication()).count();
+        let taken = (0..10).filter(|_| rates.publication().is_ok()).count();
         assert_eq!(taken, 5, "the burst, and not one more at once");
-        // One token every 50 ms.
-        std::thread::sleep(std::time::Duration::from_millis(120));
-        assert_eq!((0..10).filter(|_| rates.publication()).count(), 2);
-        assert!((0..1000).all(|_| rates.call()), "no limit on calls");
+        // One token every 50 ms: the refusal says how long until the next.
+        let wait = rates.publication().unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(50), "{wait:?}");
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!((0..10).filter(|_| rates.publication().is_ok()).count(), 2);
+        assert!((0..1000).all(|_| rates.call().is_ok()), "no limit on calls");
     }
 }

@@ -63,9 +63,10 @@ impl Session {
         match msg {
             Message::Publish { request, options, topic, payload } => {
                 let p = Publish { request, options, topic, payload };
-                if !self.rates.publication() {
+                if let Err(wait) = self.rates.publication() {
                     realm.metrics().quota_refused(&realm.name, "publication");
-                    return p.refused(self, me, WampError::RateLimited("the session publishes faster than its realm allows".into()));
+                    p.refused(self, me, WampError::RateLimited("the session publishes faster than its realm allows".into()));
+                    return pause(wait);
                 }
                 self.authorized(realm, me, p)
             }
@@ -86,18 +87,19 @@ impl Session {
                     None => self.reply(me, Err((code::UNSUBSCRIBE, request, WampError::NoSuchSubscription(subscription)))),
                 }
             }
-            Message::Call { request, options, procedure, payload } => match meta::procedure(&procedure) {
-                _ if !self.rates.call() => {
+            Message::Call { request, options, procedure, payload } => match (meta::procedure(&procedure), self.rates.call()) {
+                (_, Err(wait)) => {
                     realm.metrics().quota_refused(&realm.name, "call");
                     let e = WampError::RateLimited("the session calls faster than its realm allows".into());
-                    self.reply(me, Err((code::CALL, request, e)))
+                    self.reply(me, Err((code::CALL, request, e)));
+                    pause(wait)
                 }
                 // The router's own procedures that need no permission answer at once.
-                Some(p) if p.open => {
+                (Some(p), Ok(())) if p.open => {
                     let r = p.call(realm, me, &mut self.testaments, request, &payload);
                     self.reply(me, r.map(Some).map_err(|e| (code::CALL, request, e)))
                 }
-                _ => self.authorized(realm, me, Call { request, options, procedure, payload }),
+                (_, Ok(())) => self.authorized(realm, me, Call { request, options, procedure, payload }),
             },
             Message::Cancel { request, options } => {
                 let r = realm.dealer.cancel(self.id, request, &options).map(|()| None).map_err(|e| (code::CANCEL, request, e));
@@ -475,6 +477,16 @@ fn match_policy(options: &Dict) -> Result<MatchPolicy, WampError> {
         }
         Some(_) => Err(WampError::InvalidArgument("match must be a string".into())),
     }
+}
+
+/// A session over its rate reads nothing more from its peer for `wait` (see
+/// `router::quota`): the peer's further messages wait in its socket.
+fn pause(wait: Duration) -> Flow {
+    Flow::Wait(Box::pin(async move {
+        tokio::time::sleep(wait).await;
+        let rest: Resume = Box::new(|_: &mut Session| Flow::Continue);
+        rest
+    }))
 }
 
 /// Why a message's payload passthru attributes are refused.
