@@ -5,7 +5,7 @@
 #     target/nexusd, built by bench/build-nexus.sh), calls per router CPU-second;
 #   - a shared registration with 4 round-robin callees against 1 callee (Switchyard);
 #   - joins per router CPU-second with and without a subscriber to the session meta
-#     events (wamp.session.on_join/on_leave);
+#     events (wamp.session.on_join, and on_join with on_leave);
 #   - a quiet realm's publish→event latency (1,000/s, 10 subscribers) alone, and beside
 #     a realm flooded by 8 sessions publishing as fast as the router answers, held to
 #     1,000 publications per second per session by its [limits].
@@ -142,6 +142,7 @@ for i in $(seq "$REPEAT"); do
     if part joins; then
         trial "switchyard:joins" start_switchyard --url "$URL" --serializer json joins --concurrency 8
         trial "switchyard:joins-watched" start_switchyard --url "$URL" --serializer json joins --concurrency 8 --watchers 1
+        trial "switchyard:joins-watched-leaves" start_switchyard --url "$URL" --serializer json joins --concurrency 8 --watchers 1 --leaves
     fi
     part tenants || continue
     # The quiet realm alone, then beside the flood (the flood runs a little longer
@@ -186,7 +187,9 @@ print("| measurement | figure (median) | against | ratio | trials (failed) |")
 print("|---|---|---|---|---|")
 print(f"| RPC, 16 callers, ws/json 100 B: calls per router CPU-second | Switchyard {sy:,.0f} | nexus v3.2.2 {nx:,.0f} | {sy/nx:.2f}× | {n('switchyard:rpc')} ({bad('switchyard:rpc')}) / {n('nexus:rpc')} ({bad('nexus:rpc')}) |")
 print(f"| the same with 4 callees sharing the registration (roundrobin) | {rr:,.0f} | 1 callee {sy:,.0f} | {rr/sy:.3f} | {n('switchyard:rpc-roundrobin4')} ({bad('switchyard:rpc-roundrobin4')}) |")
-print(f"| joins per router CPU-second, 8 joining loops, a watcher of on_join/on_leave | {jw:,.0f} | no watcher {j:,.0f} | {jw/j:.3f} | {n('switchyard:joins-watched')} ({bad('switchyard:joins-watched')}) |")
+print(f"| joins per router CPU-second, 8 joining loops, a subscriber to wamp.session.on_join | {jw:,.0f} | no subscriber {j:,.0f} | {jw/j:.3f} | {n('switchyard:joins-watched')} ({bad('switchyard:joins-watched')}) |")
+jl = med("switchyard:joins-watched-leaves", "joins_per_router_cpu_s")
+print(f"| the same, the subscriber following on_leave too (2 events per join) | {jl:,.0f} | no subscriber {j:,.0f} | {jl/j:.3f} | {n('switchyard:joins-watched-leaves')} ({bad('switchyard:joins-watched-leaves')}) |")
 print(f"| quiet realm, 1,000 events/s to 10 subscribers: p99 latency beside a flooded realm ({fl:,.0f} publications/s offered, 1,000/s/session admitted) | {qf:,.0f} µs (p50 {qf50:,.0f}) | alone {qa:,.0f} µs (p50 {qa50:,.0f}) | {qf/qa:.2f} | {n('switchyard:quiet-beside-flood')} ({bad('switchyard:quiet-beside-flood')}) |")
 EOF
 )

@@ -162,9 +162,12 @@ enum Workload {
     Joins {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
-        /// Sessions subscribed to wamp.session.on_join and on_leave meanwhile.
+        /// Sessions subscribed to wamp.session.on_join meanwhile.
         #[arg(long, default_value_t = 0)]
         watchers: usize,
+        /// The watchers also subscribe to wamp.session.on_leave.
+        #[arg(long)]
+        leaves: bool,
     },
     /// N sessions publishing as fast as the router answers: the noisy tenant.
     Flood {
@@ -572,7 +575,7 @@ async fn run(cli: Cli) -> ExitCode {
                     }
                 };
             }
-            Workload::Joins { concurrency, watchers } => vec![joins::run(&ctx, joins::Params { concurrency, watchers }).await],
+            Workload::Joins { concurrency, watchers, leaves } => vec![joins::run(&ctx, joins::Params { concurrency, watchers, leaves }).await],
             Workload::Flood { sessions, payload } => vec![flood::run(&ctx, flood::Params { sessions, payload }).await],
             Workload::Latency { rate, subscribers, payload, warmup } => {
                 vec![latency::run(&ctx, latency::Params { rate: rate.max(1), subscribers, payload, warmup: Duration::from_secs_f64(warmup.max(0.0)) }).await]
@@ -671,7 +674,7 @@ fn smoke_size(w: &Workload) -> Workload {
         },
         Workload::Replay { payload, mode, .. } => Workload::Replay { events: 1000, payload, trials: 3, mode },
         Workload::SlowConsumer { payload, .. } => Workload::SlowConsumer { fast: 10, rate: 200, slow_fraction: 0.1, payload, warmup: 0.2 },
-        Workload::Joins { watchers, .. } => Workload::Joins { concurrency: 2, watchers: watchers.min(1) },
+        Workload::Joins { watchers, leaves, .. } => Workload::Joins { concurrency: 2, watchers: watchers.min(1), leaves },
         Workload::Flood { payload, .. } => Workload::Flood { sessions: 2, payload },
         other @ (Workload::Durable { .. } | Workload::Hostile { .. } | Workload::Revoke { .. } | Workload::GraphCold { .. } | Workload::GraphFixture { .. }) => other,
     }
