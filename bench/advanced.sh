@@ -181,7 +181,7 @@ j, jw = med("switchyard:joins", "joins_per_router_cpu_s"), med("switchyard:joins
 qa, qf = med("switchyard:quiet-alone", "latency_p99_us"), med("switchyard:quiet-beside-flood", "latency_p99_us")
 qa50, qf50 = med("switchyard:quiet-alone", "latency_p50_us"), med("switchyard:quiet-beside-flood", "latency_p50_us")
 fl = med("switchyard:flood", "publications_sent_per_s")
-print(f"`bench/advanced.sh --repeat {repeat} --duration {duration}`; medians of {repeat} interleaved trials; raw results in `bench/advanced-results.jsonl`.")
+print(f"`bench/advanced.sh` (last run: `--repeat {repeat} --duration {duration}`); medians of the interleaved trials counted in the last column; raw results in `bench/advanced-results.jsonl`.")
 print()
 print("| measurement | figure (median) | against | ratio | trials (failed) |")
 print("|---|---|---|---|---|")
