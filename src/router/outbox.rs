@@ -309,6 +309,10 @@ impl Outbox {
                 }
             }
             self.ready.notified().await;
+            // Woken by the first frame: let the tasks already runnable (other
+            // sessions' readers) queue theirs before taking the batch, so one write
+            // carries them all.
+            tokio::task::yield_now().await;
         }
     }
 
