@@ -8,11 +8,13 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::raw::RawRealmLimits;
+use super::validate::LimitReader;
 use super::{Rate, RealmLimits};
 
 /// Validates a realm's `[limits]` found in `src`.
 pub(super) fn realm_limits(src: &Source, raw: &RawRealmLimits, errors: &mut Vec<ConfigError>) -> RealmLimits {
-    let mut positive = |key: &str, v: &Option<Spanned<i64>>| positive(src, key, v, errors);
+    let mut reader = LimitReader { src, errors };
+    let mut positive = |key: &str, v: &Option<Spanned<i64>>| reader.int(key, v, false);
     let max_call_timeout = positive("max_call_timeout_ms", &raw.max_call_timeout_ms).map(Duration::from_millis);
     let max_sessions = positive("max_sessions", &raw.max_sessions).map(|n| n as usize);
     let max_sessions_per_authid = positive("max_sessions_per_authid", &raw.max_sessions_per_authid).map(|n| n as usize);
@@ -35,16 +37,4 @@ pub(super) fn realm_limits(src: &Source, raw: &RawRealmLimits, errors: &mut Vec<
 fn rate(per_second: Option<u64>, burst: Option<u64>) -> Option<Rate> {
     let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
     per_second.map(|r| Rate { per_second: clamp(r), burst: clamp(burst.unwrap_or(r)) })
-}
-
-/// A value that must be above zero when given.
-fn positive(src: &Source, key: &str, v: &Option<Spanned<i64>>, errors: &mut Vec<ConfigError>) -> Option<u64> {
-    let v = v.as_ref()?;
-    match u64::try_from(*v.get_ref()) {
-        Ok(n) if n > 0 => Some(n),
-        _ => {
-            errors.push(src.error(v.span(), format!("`{key}` must be greater than 0, got {}", v.get_ref())));
-            None
-        }
-    }
 }

@@ -168,14 +168,14 @@ fn socket_addr(
 }
 
 /// Reads integer limits, falling back to the default for absent or invalid values.
-struct LimitReader<'a, 'b> {
-    src: &'a Source<'b>,
-    errors: &'a mut Vec<ConfigError>,
+pub(super) struct LimitReader<'a, 'b> {
+    pub src: &'a Source<'b>,
+    pub errors: &'a mut Vec<ConfigError>,
 }
 
 impl LimitReader<'_, '_> {
     /// The value of `key` if present and acceptable; otherwise records why not.
-    fn int(&mut self, key: &str, value: &Option<Spanned<i64>>, zero_ok: bool) -> Option<u64> {
+    pub fn int(&mut self, key: &str, value: &Option<Spanned<i64>>, zero_ok: bool) -> Option<u64> {
         let value = value.as_ref()?;
         let n = *value.get_ref();
         let problem = if n < 0 {
