@@ -24,6 +24,15 @@ impl MatchPolicy {
         }
     }
 
+    /// The `match` of SUBSCRIBE/REGISTER options (exact when absent), or why not.
+    pub fn from_options(options: &super::Dict) -> Result<MatchPolicy, String> {
+        match options.get("match") {
+            None => Ok(MatchPolicy::Exact),
+            Some(super::Value::Str(s)) => MatchPolicy::parse(s).ok_or_else(|| format!("unknown match policy '{s}'")),
+            Some(_) => Err("match must be a string".into()),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             MatchPolicy::Exact => "exact",

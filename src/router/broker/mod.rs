@@ -236,11 +236,7 @@ impl Broker {
 
     /// The ids of every subscription, by match policy (exact, prefix, wildcard).
     pub fn subscription_ids(&self) -> [Vec<u64>; 3] {
-        let mut out: [Vec<u64>; 3] = Default::default();
-        for s in read(&self.index).by_id.values() {
-            out[s.policy as usize].push(s.id.0);
-        }
-        out
+        super::patterns::ids_by_policy(read(&self.index).by_id.values().map(|s| (s.policy, s.id.0)))
     }
 
     /// The subscription of exactly (uri, policy), if any.

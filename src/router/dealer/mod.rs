@@ -200,10 +200,6 @@ impl Dealer {
         self.write().detach(callee, RegistrationId(id)).ok_or(WampError::NoSuchRegistration(id))
     }
 
-    pub fn registration_count(&self) -> usize {
-        self.read().by_id.len()
-    }
-
     /// Routes a CALL to a callee as an INVOCATION.
     pub fn call(&self, caller: &Arc<SessionHandle>, req: CallRequest) -> Result<(), WampError> {
         // The INVOCATION is queued under the procedures lock that UNREGISTER must take,
@@ -408,11 +404,7 @@ impl Dealer {
 
     /// The ids of every registration, by match policy (exact, prefix, wildcard).
     pub fn registration_ids(&self) -> [Vec<u64>; 3] {
-        let mut out: [Vec<u64>; 3] = Default::default();
-        for r in self.read().by_id.values() {
-            out[r.policy as usize].push(r.id.0);
-        }
-        out
+        super::patterns::ids_by_policy(self.read().by_id.values().map(|r| (r.policy, r.id.0)))
     }
 
     /// The registration of exactly (uri, policy), if any.

@@ -12,7 +12,6 @@ use crate::router::broker::{Broker, Subscription, Unsubscribed};
 use crate::router::dealer::{Attached, Detached, RegistrationInfo};
 use crate::router::handle::SessionHandle;
 use crate::wamp::ids::SessionId;
-use crate::wamp::uri::MatchPolicy;
 use crate::wamp::{dict, Dict, Value};
 
 /// `wamp.session.get`'s details of a session, also `wamp.session.on_join`'s argument.
@@ -35,14 +34,6 @@ pub fn left(broker: &Broker, s: &SessionHandle) {
     broker.publish_meta("wamp.session.on_leave", || vec![Value::UInt(s.id.0), s.authid.as_str().into(), s.authrole.as_str().into()]);
 }
 
-fn policy_name(p: MatchPolicy) -> &'static str {
-    match p {
-        MatchPolicy::Exact => "exact",
-        MatchPolicy::Prefix => "prefix",
-        MatchPolicy::Wildcard => "wildcard",
-    }
-}
-
 fn created(at: SystemTime) -> Value {
     time::format(at).into()
 }
@@ -53,7 +44,7 @@ pub fn subscription_details(sub: &Subscription) -> Value {
         ("id", Value::UInt(sub.id.0)),
         ("created", created(sub.created)),
         ("uri", sub.uri.as_str().into()),
-        ("match", policy_name(sub.policy).into()),
+        ("match", sub.policy.as_str().into()),
     ]))
 }
 
@@ -63,7 +54,7 @@ pub fn registration_details(r: &RegistrationInfo) -> Value {
         ("id", Value::UInt(r.id.0)),
         ("created", created(r.created)),
         ("uri", r.uri.as_str().into()),
-        ("match", policy_name(r.policy).into()),
+        ("match", r.policy.as_str().into()),
         ("invoke", r.invoke.as_str().into()),
     ]);
     Value::Dict(d)

@@ -63,11 +63,7 @@ impl MetaCall<'_> {
             Some(Value::Dict(d)) => d,
             Some(_) => return Err(self.bad("options must be a dict")),
         };
-        match options.get("match") {
-            None => Ok(MatchPolicy::Exact),
-            Some(Value::Str(m)) => MatchPolicy::parse(m).ok_or_else(|| self.bad(&format!("unknown match policy '{m}'"))),
-            Some(_) => Err(self.bad("match must be a string")),
-        }
+        MatchPolicy::from_options(options).map_err(|e| self.bad(&e))
     }
 }
 
@@ -148,11 +144,6 @@ pub fn procedure(uri: &str) -> Option<&'static Procedure> {
     PROCEDURES.iter().find(|p| p.uri == uri)
 }
 
-/// The URIs the router serves, for the features it announces.
-pub fn uris() -> impl Iterator<Item = &'static str> {
-    PROCEDURES.iter().map(|p| p.uri)
-}
-
 impl Procedure {
     /// Decodes a CALL's Arguments and ArgumentsKw for a procedure.
     pub fn decode(&self, payload: &Args) -> Result<(Vec<Value>, Dict), WampError> {
@@ -179,7 +170,19 @@ impl Procedure {
         request: u64,
         payload: &Args,
     ) -> Result<Message, WampError> {
-        let (args, kwargs) = self.decode(payload)?;
+        let decoded = self.decode(payload)?;
+        self.answer(realm, caller, testaments, request, decoded)
+    }
+
+    /// Runs the procedure on arguments already decoded (`decode`).
+    pub fn answer(
+        &self,
+        realm: &Realm,
+        caller: &Arc<SessionHandle>,
+        testaments: &mut Testaments,
+        request: u64,
+        (args, kwargs): (Vec<Value>, Dict),
+    ) -> Result<Message, WampError> {
         let result = (self.run)(&mut MetaCall { realm, caller, testaments, args, kwargs, uri: self.uri })?;
         let ser = caller.serializer;
         let payload = Args {

@@ -74,6 +74,15 @@ impl<T: Clone> Patterns<T> {
     }
 }
 
+/// Ids grouped by match policy (exact, prefix, wildcard), as the meta API lists them.
+pub fn ids_by_policy(items: impl IntoIterator<Item = (MatchPolicy, u64)>) -> [Vec<u64>; 3] {
+    let mut out: [Vec<u64>; 3] = Default::default();
+    for (policy, id) in items {
+        out[policy as usize].push(id);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

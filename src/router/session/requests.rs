@@ -196,9 +196,11 @@ impl Session {
         }
     }
 
-    /// Clients may use the `wamp` namespace only where the router serves it (meta
-    /// topics to subscribe to, meta procedures to call), never to publish or register.
-    fn check_not_reserved(uri: &str) -> Result<(), WampError> {
+    /// A URI the client publishes or registers to: valid, and outside the `wamp`
+    /// namespace, which clients may use only where the router serves it (meta topics to
+    /// subscribe to, meta procedures to call).
+    fn check_own_uri(&self, uri: &str, policy: MatchPolicy) -> Result<(), WampError> {
+        self.check_uri(uri, policy)?;
         if uri::is_reserved(uri) {
             return Err(WampError::ReservedUri(uri.to_owned()));
         }
@@ -226,8 +228,7 @@ impl Asking for Publish {
         &self.topic
     }
     fn validate(&self, s: &Session) -> Result<(), WampError> {
-        s.check_uri(&self.topic, MatchPolicy::Exact)?;
-        Session::check_not_reserved(&self.topic)
+        s.check_own_uri(&self.topic, MatchPolicy::Exact)
     }
     fn finish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Result<Decision, WampError>) -> Flow {
         let d = match d {
@@ -375,10 +376,13 @@ impl Asking for Call {
             if p.uri == meta::ADD_TESTAMENT {
                 // The testament will be published as this session: it needs the
                 // permission to publish to its topic as well.
-                return match p.decode(&self.payload).map(|(args, _)| meta::testament_topic(&args).map(str::to_owned)) {
-                    Ok(Some(topic)) => s.authorized(realm, me, AddTestament { request, topic, payload: self.payload }),
-                    Ok(None) => s.reply(me, Err((code::CALL, request, WampError::InvalidArgument(format!("{}: the first argument must be a topic", p.uri))))),
-                    Err(e) => s.reply(me, Err((code::CALL, request, e))),
+                let (args, kwargs) = match p.decode(&self.payload) {
+                    Ok(decoded) => decoded,
+                    Err(e) => return s.reply(me, Err((code::CALL, request, e))),
+                };
+                return match meta::testament_topic(&args).map(str::to_owned) {
+                    Some(topic) => s.authorized(realm, me, AddTestament { request, topic, args, kwargs }),
+                    None => s.reply(me, Err((code::CALL, request, WampError::InvalidArgument(format!("{}: the first argument must be a topic", p.uri))))),
                 };
             }
             let r = p.call(realm, me, &mut s.testaments, request, &self.payload);
@@ -404,7 +408,9 @@ impl Asking for Call {
 struct AddTestament {
     request: u64,
     topic: String,
-    payload: Args,
+    /// The CALL's Arguments and ArgumentsKw, decoded once to find the topic.
+    args: Vec<Value>,
+    kwargs: Dict,
 }
 
 impl Asking for AddTestament {
@@ -413,13 +419,12 @@ impl Asking for AddTestament {
         &self.topic
     }
     fn validate(&self, s: &Session) -> Result<(), WampError> {
-        s.check_uri(&self.topic, MatchPolicy::Exact)?;
-        Session::check_not_reserved(&self.topic)
+        s.check_own_uri(&self.topic, MatchPolicy::Exact)
     }
     fn finish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Result<Decision, WampError>) -> Flow {
         let r = d.and_then(|_| {
             let p = meta::procedure(meta::ADD_TESTAMENT).expect("the router serves add_testament");
-            p.call(realm, me, &mut s.testaments, self.request, &self.payload)
+            p.answer(realm, me, &mut s.testaments, self.request, (self.args, self.kwargs))
         });
         s.reply(me, r.map(Some).map_err(|e| (code::CALL, self.request, e)))
     }
@@ -441,8 +446,7 @@ impl Asking for Register {
         self.policy
     }
     fn validate(&self, s: &Session) -> Result<(), WampError> {
-        s.check_uri(&self.procedure, self.policy)?;
-        Session::check_not_reserved(&self.procedure)
+        s.check_own_uri(&self.procedure, self.policy)
     }
     fn finish(self, s: &mut Session, realm: &Realm, me: &Arc<SessionHandle>, d: Result<Decision, WampError>) -> Flow {
         let request = self.request;
@@ -470,13 +474,7 @@ impl Asking for Register {
 }
 
 fn match_policy(options: &Dict) -> Result<MatchPolicy, WampError> {
-    match options.get("match") {
-        None => Ok(MatchPolicy::Exact),
-        Some(Value::Str(s)) => {
-            MatchPolicy::parse(s).ok_or_else(|| WampError::InvalidArgument(format!("unknown match policy '{s}'")))
-        }
-        Some(_) => Err(WampError::InvalidArgument("match must be a string".into())),
-    }
+    MatchPolicy::from_options(options).map_err(WampError::InvalidArgument)
 }
 
 /// A session over its rate reads nothing more from its peer for `wait` (see
