@@ -690,6 +690,27 @@ export function openClient(router, opts = {}) {
 }
 
 /** Opens a connection that must NOT be welcomed; resolves with {reason, details, client}. */
+/** Runs fn(connect) against a router of its own with `config`; connect(opts) opens a
+ *  session on it, closed with the test's others. */
+export async function withRouter(ctx, config, fn) {
+  const r = await startRouter({ config });
+  try {
+    return await fn(async (opts = {}) => {
+      try {
+        const c = await openClient(r, opts);
+        ctx.clients.push(c);
+        return c;
+      } catch (e) {
+        if (e.client) ctx.clients.push(e.client);
+        throw e;
+      }
+    });
+  } finally {
+    await ctx.cleanup();
+    await r.stop();
+  }
+}
+
 export async function expectOpenFailure(router, opts, ms = 5000) {
   let client;
   try {

@@ -11,7 +11,7 @@
 
 import assert from 'node:assert/strict';
 import {
-  AUTH_CONFIG, MSG, VARIANTS, autobahn, expectReject, normBin, openClient, routerSuite, show, sleep, startRouter, within,
+  AUTH_CONFIG, MSG, VARIANTS, autobahn, expectReject, normBin, routerSuite, show, sleep, within, withRouter,
 } from './helpers.mjs';
 import { SERVICE_TICKETS, workbenchSuite } from './workbench.mjs';
 
@@ -115,26 +115,6 @@ async function gone(client) {
   return client;
 }
 
-/** Runs fn(connect) against a router of its own with `config`; connect(opts) opens a
- *  session on it (closed with the test's others). */
-async function withRouter(ctx, config, fn) {
-  const r = await startRouter({ config });
-  try {
-    return await fn(async (opts = {}) => {
-      try {
-        const c = await openClient(r, opts);
-        ctx.clients.push(c);
-        return c;
-      } catch (e) {
-        if (e.client) ctx.clients.push(e.client);
-        throw e;
-      }
-    });
-  } finally {
-    await ctx.cleanup();
-    await r.stop();
-  }
-}
 
 const sortIds = (a) => [...a].sort((x, y) => x - y);
 const sortedLists = (d) => Object.fromEntries(Object.entries(d).map(([k, v]) => [k, sortIds(v)]));

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import {
-  MSG, VARIANTS, autobahn, expectReject, openClient, routerSuite, show, sleep, startRouter, within,
+  MSG, VARIANTS, autobahn, expectReject, routerSuite, show, sleep, within, withRouter,
 } from './helpers.mjs';
 
 const NO_SUCH_PROCEDURE = 'wamp.error.no_such_procedure';
@@ -82,25 +82,6 @@ allow = { call = true, register = true, publish = true, subscribe = true }
 const CAP_CONFIG = REALM1('[realms.limits]\nmax_call_timeout_ms = 300\n');
 const LOOSE_URIS = `[limits]\nstrict_uris = false\n${REALM1()}`;
 
-/** Runs fn(connect) against a router of its own with `config`. */
-async function withRouter(ctx, config, fn) {
-  const r = await startRouter({ config });
-  try {
-    return await fn(async (opts = {}) => {
-      try {
-        const c = await openClient(r, opts);
-        ctx.clients.push(c);
-        return c;
-      } catch (e) {
-        if (e.client) ctx.clients.push(e.client);
-        throw e;
-      }
-    });
-  } finally {
-    await ctx.cleanup();
-    await r.stop();
-  }
-}
 
 // The spec's example (Pattern-based Registrations, "Calls matching multiple
 // registrations"). Its text sends 'a1.b2.c3.d4.e5' to RPC 5 ("no prefix match"), but
