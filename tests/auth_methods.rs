@@ -2,7 +2,7 @@
 //! challenge of an unknown authid compared value by value with a real one, answers
 //! replayed from another session or echoing another challenge, and the failure
 //! metrics and throttle. autobahn-python and autobahn-js cover the ordinary logins
-//! (clients/python/tests/test_auth.py, clients/js/test/auth_cra_cryptosign.test.mjs).
+//! (tests/interop/python/tests/test_auth.py, tests/interop/js/test/auth_cra_cryptosign.test.mjs).
 
 mod common;
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[4]
 DEFAULT_BIN = REPO_ROOT / "target" / "debug" / "switchyard"
 
 READY_TIMEOUT = 15.0

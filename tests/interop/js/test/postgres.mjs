@@ -1,5 +1,5 @@
 // PostgreSQL for the workbench tests, as tests/support/postgres.rs does it for Rust and
-// clients/python/harness/postgres.py for the autobahn-python suite.
+// tests/interop/python/harness/postgres.py for the autobahn-python suite.
 //
 // - Postgres.shared() is the server of $DATABASE_URL when it is set; otherwise one
 //   throwaway cluster for this test process (node --test runs each file in a process of

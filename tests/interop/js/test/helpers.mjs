@@ -369,7 +369,7 @@ process.on('exit', () => {
 
 export function routerBinary() {
   if (process.env.SWITCHYARD_BIN) return path.resolve(process.env.SWITCHYARD_BIN);
-  return path.resolve(HERE, '../../../target/debug/switchyard');
+  return path.resolve(HERE, '../../../../target/debug/switchyard');
 }
 
 /**

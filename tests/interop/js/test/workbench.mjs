@@ -11,8 +11,8 @@
 //
 // One database per test file (created, migrated with `switchyard migrate`, dropped on a
 // $DATABASE_URL server) and one router on it, configured with switchyard.toml
-// (realms_dir = "realms"), realms/workbench.toml (clients/workbench-realm.toml with
-// database_url under [graph]) and policies/workbench.toml (clients/workbench-policy.toml).
+// (realms_dir = "realms"), realms/workbench.toml (tests/interop/workbench-realm.toml with
+// database_url under [graph]) and policies/workbench.toml (tests/interop/workbench-policy.toml).
 // "Applied" is the router's own word: switchyard_graph_applied_seq{realm="workbench"} on
 // /metrics, the last change-log seq whose re-checks are done.
 //
@@ -52,7 +52,7 @@ export function tokenSha256(token) {
 /** The router's switchyard.toml and its realm and policy files. */
 export function routerFiles(databaseUrl) {
   const realm = readFileSync(REALM_TEMPLATE, 'utf8');
-  if (!realm.includes('\n[graph]\n')) throw new Error('clients/workbench-realm.toml has no [graph] table');
+  if (!realm.includes('\n[graph]\n')) throw new Error('tests/interop/workbench-realm.toml has no [graph] table');
   return {
     config: 'realms_dir = "realms"\n',
     files: {

@@ -7,9 +7,9 @@
     await wb.settle()                          # the router applied every change so far
 
 The router's configuration is written to its temporary folder: ``switchyard.toml``
-(``realms_dir = "realms"``), ``realms/workbench.toml`` (``clients/workbench-realm.toml``
+(``realms_dir = "realms"``), ``realms/workbench.toml`` (``tests/interop/workbench-realm.toml``
 with ``database_url`` under ``[graph]``) and ``policies/workbench.toml``
-(``clients/workbench-policy.toml``).  Both suites use the same two files.
+(``tests/interop/workbench-policy.toml``).  Both suites use the same two files.
 
 "Applied" is the router's own word: ``switchyard_graph_applied_seq{realm="workbench"}``
 on ``/metrics`` is the last change-log seq whose re-checks are done, compared with
@@ -28,9 +28,9 @@ from pathlib import Path
 from .postgres import Postgres, apsql, psql
 from .router import Router, router_binary
 
-CLIENTS_DIR = Path(__file__).resolve().parents[2]
-REALM_TEMPLATE = CLIENTS_DIR / "workbench-realm.toml"
-POLICY = CLIENTS_DIR / "workbench-policy.toml"
+INTEROP_DIR = Path(__file__).resolve().parents[2]
+REALM_TEMPLATE = INTEROP_DIR / "workbench-realm.toml"
+POLICY = INTEROP_DIR / "workbench-policy.toml"
 
 SERVICE_TICKETS = {"controller-1": "controller-1-secret", "dispatcher-1": "dispatcher-1-secret"}
 
