@@ -19,6 +19,7 @@ from . import __version__
 from .buffer import BLOCK, POLICIES, LineBuffer
 from .lines import LineSplitter
 from .shipper import Fatal, Settings, Shipper
+from .session import parse_url
 from .source import follow_file, read_stdin
 
 TICKET_ENV = "SWITCHYARD_TICKET"
@@ -189,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.input and args.follow:
         p.error("give either --follow FILE or '-' (standard input), not both")
+    try:
+        parse_url(args.url)
+    except Exception as e:
+        p.error(f"argument --url: {e}")
     log = _logging(args.verbose)
     try:
         ticket = _ticket_reader(args.ticket_file, log)

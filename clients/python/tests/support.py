@@ -59,13 +59,17 @@ class Ship:
         self._reader = asyncio.create_task(self._read_log())
 
     @classmethod
-    async def start(cls, *args: str, stdin: bool = True) -> "Ship":
+    async def start(cls, *args: str, stdin: bool = True,
+                    env: dict[str, str] | None = None) -> "Ship":
+        """``env``: variables added to the test's environment."""
         if not SHIP.exists():
             raise AssertionError(f"{SHIP} not found: pip install ./clients/python into "
                                  "the venv running the tests")
+        environment = {k: v for k, v in os.environ.items() if k != "SWITCHYARD_TICKET"}
+        environment.update(env or {})
         proc = await asyncio.create_subprocess_exec(
             str(SHIP), *args, stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=environment)
         ship = cls(proc, args)
         _running.append(ship)
         return ship

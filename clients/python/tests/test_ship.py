@@ -70,6 +70,24 @@ async def test_follow_through_rotation_and_truncation(router, tmp_path):
     assert ship.summary().startswith("8 lines read, 8 published, 0 dropped, 0 unacknowledged;")
 
 
+async def test_follow_from_the_end(router, tmp_path):
+    cid = uniq()
+    path = tmp_path / "app.log"
+    path.write_text("written before the shipper started\n")
+    events = await Collector.start(router, f"containers.{cid}.logs")
+    ship = await Ship.start("--url", router.ws_url, "--container", cid, "--follow", str(path),
+                            "--start-at", "end", "--poll-interval", "0.05", stdin=False)
+    # the file is opened before the connection is made (both start together; opening
+    # does not wait)
+    await ship.wait_log(r"INFO joined realm realm1")
+    with open(path, "a") as f:
+        f.write("new 1\nnew 2\n")
+    await events.wait_for(2)
+    ship.signal()
+    assert await ship.wait() == 0
+    assert (events.lines, events.seqs) == (["new 1", "new 2"], [1, 2])
+
+
 async def test_stopped_with_lines_unpublished_exits_1():
     # nothing listens on the port: the lines cannot be published
     ship = await Ship.start("--url", f"ws://127.0.0.1:{free_port()}/ws", "--container", uniq(),
@@ -90,13 +108,16 @@ async def test_usage_errors_exit_2():
     bad_id = await Ship.start("--container", "c1.logs", stdin=False)
     both = await Ship.start("--container", "c1", "--follow", "app.log", "-", stdin=False)
     neither = await Ship.start(stdin=False)
-    assert [await bad_id.wait(), await both.wait(), await neither.wait()] == [2, 2, 2]
+    bad_url = await Ship.start("--container", "c1", "--url", "http://127.0.0.1:8080/ws",
+                               stdin=False)
+    assert [await s.wait() for s in (bad_id, both, neither, bad_url)] == [2, 2, 2, 2]
     assert bad_id.log[-1] == ("switchyard-ship: error: argument --container: 'c1.logs' is not "
                               "a container id (one URI component: no '.', '#' or space)")
     assert both.log[-1] == ("switchyard-ship: error: give either --follow FILE or '-' "
                             "(standard input), not both")
     assert neither.log[-1] == ("switchyard-ship: error: one of the arguments --container "
                                "--topic is required")
+    assert bad_url.log[-1].startswith("switchyard-ship: error: argument --url: ")
 
 
 async def test_answers_no_retry_can_change_exit_3(router):

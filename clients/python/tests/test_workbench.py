@@ -44,15 +44,16 @@ async def test_token_from_a_file_read_again_before_each_attempt(workbench, tmp_p
 
 
 @pytest.mark.deadline(20)
-async def test_a_refused_line_is_published_once_permitted(workbench, tmp_path):
+async def test_a_refused_line_is_published_once_permitted(workbench):
+    """(With the token in $SWITCHYARD_TICKET rather than in a file.)"""
     wb = workbench
     events = await _reader(wb, "c2")
-    token_file = tmp_path / "token"
-    token_file.write_text(wb.token("bob"))
     # bob may read c2, not write it: every publication is refused, and retried
     ship = await Ship.start("--url", wb.router.ws_url, "--realm", "workbench",
-                            "--container", "c2", "--ticket-file", str(token_file),
-                            "--backoff-initial", "0.1", "--backoff-max", "0.2")
+                            "--container", "c2", "--backoff-initial", "0.1",
+                            "--backoff-max", "0.2", env={"SWITCHYARD_TICKET": wb.token("bob")})
+    await ship.wait_log(r"INFO joined realm workbench at ws://\S+ as bob \(role user, "
+                        r"session \d+\)$")
     await ship.write(["refused at first"])
     await ship.wait_log(r"ERROR the router refused line 1 \(wamp\.error\.not_authorized"
                         r"[^)]*\); retrying in [0-9.]+ s$", count=2)
