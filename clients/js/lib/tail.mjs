@@ -154,7 +154,10 @@ export class Tail {
       connection.onopen = (session) => {
         state.joined = true;
         this.sessions += 1;
-        this.subscribe(session, state, connection).catch((e) => this.fail(state, connection, errorText(e)));
+        this.subscribe(session, state, connection).catch((e) => {
+          // A request cut short by a lost connection is not an error: run() reconnects.
+          if (connection.isOpen) this.fail(state, connection, errorText(e));
+        });
       };
       connection.onclose = (reason, details) => {
         if (!state.joined && reason === 'closed' && details && details.reason) {
@@ -191,9 +194,9 @@ export class Tail {
     }
     let sub;
     try {
-      sub = await session.subscribe(topic, (args, kwargs, ev) => this.onEvent(args, kwargs, raw.details, state, connection), { _replay: replay });
+      sub = await session.subscribe(topic, (args, kwargs) => this.onEvent(args, kwargs, raw.details, state, connection), { _replay: replay });
     } catch (e) {
-      this.fail(state, connection, `cannot subscribe to ${topic}: ${errorText(e)}`);
+      if (connection.isOpen) this.fail(state, connection, `cannot subscribe to ${topic}: ${errorText(e)}`);
       return;
     }
     state.subscribed = true;
