@@ -360,7 +360,7 @@ async fn a_revoked_registration_cancels_its_calls_in_flight() {
     keeper.feed.recheck("alice");
     let args = args_of(&expect_error(&mut bob, call_request, "wamp.error.canceled").await);
     assert_eq!(args, vec![Value::Str("the callee's permission for this procedure was withdrawn".into())]);
-    let mut got = vec![alice.recv().await, alice.recv().await];
+    let mut got = [alice.recv().await, alice.recv().await];
     got.sort_by_key(|m| m.name());
     match &got[..] {
         [Message::Interrupt { request, .. }, Message::Unregistered { request: 0, details: Some(d) }] => {

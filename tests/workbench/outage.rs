@@ -34,7 +34,7 @@ async fn the_database_lost_mid_stream_and_mid_revocation() {
     let held_before = common::metric(&server, "events_held");
     publish(&mut controller, "containers.c1.logs", vec![2.into()]).await;
     nothing_within(&mut bob, 100).await;
-    assert!(common::metric(&server, "events_held") >= held_before + 1);
+    assert!(common::metric(&server, "events_held") > held_before);
     let request = bob.request();
     bob.send(&Message::Subscribe { request, options: Dict::new(), topic: "containers.c2.logs".into() }).await;
     expect_error_for(&mut bob, code::SUBSCRIBE, request, "wamp.error.authorization_failed").await;

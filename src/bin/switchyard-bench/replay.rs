@@ -179,8 +179,7 @@ async fn trial_once(ctx: &Ctx, p: &Params, topic: &str, last_pos: u64, run: &mut
                 return Err("no SUBSCRIBED before the history".into());
             }
             // Checked after the clock stopped.
-            let mut pos = last_pos + 1 - n as u64;
-            for f in &events {
+            for (pos, f) in (last_pos + 1 - n as u64..).zip(&events) {
                 let Ok(Message::Event { subscription: sid, details, .. }) = Message::decode(ser, f) else {
                     return Err("an EVENT that does not decode".into());
                 };
@@ -188,7 +187,6 @@ async fn trial_once(ctx: &Ctx, p: &Params, topic: &str, last_pos: u64, run: &mut
                     return Err(format!("an EVENT for subscription {sid}, expected {subscription}"));
                 }
                 check_details(&details, pos, true)?;
-                pos += 1;
             }
         }
         Mode::GetEvents => {
@@ -233,11 +231,9 @@ async fn trial_once(ctx: &Ctx, p: &Params, topic: &str, last_pos: u64, run: &mut
             if entries.len() != n {
                 return Err(format!("{} events in the RESULT, expected {n}", entries.len()));
             }
-            let mut pos = last_pos + 1 - n as u64;
-            for e in entries {
+            for (pos, e) in (last_pos + 1 - n as u64..).zip(entries) {
                 let d = e.as_dict().ok_or("a history entry that is not a dict")?;
                 check_details(d, pos, false)?;
-                pos += 1;
             }
         }
     }
