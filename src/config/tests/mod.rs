@@ -419,6 +419,7 @@ fn shipped_example_files_load_as_the_default() {
             "containers.{object}.events",
             "records.{object}.changes",
             "dispatch.containers",
+            "dispatch.dispatchers.gone",
             "wamp.session.{object}",
             "wamp.subscription.{object}",
             "wamp.registration.{object}",
