@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod broker;
 pub mod budget;
+pub mod checks;
 pub mod connection;
 pub mod control;
 pub mod dealer;
