@@ -34,6 +34,12 @@ impl BridgeError {
         }
     }
 
+    /// The credential could not be checked (the token database is unreachable): the
+    /// client is not at fault, and may retry.
+    pub fn credential_unchecked(&self) -> bool {
+        matches!(self, BridgeError::Router(WampError::Auth(AuthError::Unavailable(_))))
+    }
+
     /// How long the client should wait before it tries again, when that is known.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -42,6 +48,13 @@ impl BridgeError {
             _ => None,
         }
     }
+}
+
+/// A credential the bridge cannot read (an `Authorization` scheme other than Bearer and
+/// Basic, or a malformed one): `wamp.error.no_auth_method`, as for a HELLO that offers no
+/// method the realm accepts.
+pub fn no_auth_method(message: impl Into<String>) -> WampError {
+    WampError::Auth(AuthError::NoAuthMethod(message.into()))
 }
 
 /// What an ERROR says in words: its first argument when that is a string (the router's

@@ -39,7 +39,7 @@ use crate::wamp::ids::{global_id, SessionId};
 use crate::wamp::uri::MatchPolicy;
 use crate::wamp::Serializer;
 pub use call::{CallRequest, CallResult};
-pub use error::BridgeError;
+pub use error::{no_auth_method, BridgeError};
 pub use publish::PublishRequest;
 use rates::RateKey;
 

@@ -7,9 +7,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 
-use crate::auth::AuthError;
 use crate::router::bridge::{BridgeError, CallResult};
-use crate::router::error::WampError;
 
 /// The HTTP status of a failure.
 pub fn status(e: &BridgeError) -> StatusCode {
@@ -17,7 +15,7 @@ pub fn status(e: &BridgeError) -> StatusCode {
         // Over a rate, or throttled after failed authentications: try again later.
         _ if e.retry_after().is_some() => StatusCode::TOO_MANY_REQUESTS,
         // The credential could not be checked (the token database is unreachable).
-        BridgeError::Router(WampError::Auth(AuthError::Unavailable(_))) => StatusCode::SERVICE_UNAVAILABLE,
+        _ if e.credential_unchecked() => StatusCode::SERVICE_UNAVAILABLE,
         BridgeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => status_of(e.uri()),
     }
@@ -108,6 +106,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::auth::AuthError;
+    use crate::router::error::WampError;
     use crate::wamp::{Args, Payload, Serializer};
 
     async fn body(r: Response) -> String {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::router::bridge::{CallRequest, Credential, PublishRequest};
+use crate::router::bridge::{no_auth_method, CallRequest, Credential, PublishRequest};
 use crate::router::broker::flag;
 use crate::router::error::WampError;
 use crate::wamp::{json, Args, Dict, Payload, Serializer};
@@ -136,9 +136,7 @@ pub fn credential(header: Option<&[u8]>) -> Result<Presented, WampError> {
 }
 
 fn unsupported() -> WampError {
-    WampError::Auth(crate::auth::AuthError::NoAuthMethod(
-        "the Authorization header must be `Bearer <ticket or API token>`, or `Basic` with authid:ticket".into(),
-    ))
+    no_auth_method("the Authorization header must be `Bearer <ticket or API token>`, or `Basic` with authid:ticket")
 }
 
 #[cfg(test)]
