@@ -197,3 +197,26 @@ fn smoke_replay_store_workloads() {
     }
     assert!(f(s, "fast_latency_p50_us") <= f(s, "fast_latency_p99_us"), "{s}");
 }
+
+/// `http-publish` at its smoke size (2 keep-alive connections, 2 subscribers, 2 s)
+/// against the built router's HTTP bridge: every answer a 2xx, every event received.
+#[test]
+fn smoke_http_publish() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let router = start_router();
+    let pid = router.child.id().to_string();
+    let out = Command::new(BENCH)
+        .args(["--url", &router.websocket, "--router-pid", &pid, "--label", "smoke", "--smoke", "http-publish"])
+        .output()
+        .expect("switchyard-bench runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "switchyard-bench --smoke http-publish failed:\n{stderr}");
+    let r: Value = serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    assert_eq!((r["workload"].as_str(), &r["ok"], &r["errors"]), (Some("http-publish"), &Value::Bool(true), &Value::Array(vec![])), "{r}");
+    assert_eq!((u(&r["params"], "connections"), u(&r["params"], "subscribers")), (2, 2));
+    assert!(u(&r, "publications") > 0, "{r}");
+    assert_eq!(u(&r, "events"), 2 * u(&r, "publications"), "{r}");
+    assert_eq!((u(&r, "refused"), u(&r, "reconnects"), &r["loss"]), (0, 0, &Value::from(0)), "{r}");
+    assert_eq!(u(&r, "latency_samples"), u(&r, "publications"), "{r}");
+    assert!(f(&r, "publications_per_router_cpu_s") > 0.0, "{r}");
+}

@@ -185,21 +185,55 @@ impl Authenticator {
                     return self.cryptosign_challenge(details, authid, address)
                 }
                 "anonymous" => {
-                    if let Some(role) = &self.anonymous_role {
-                        return Ok(HelloOutcome::Welcome(Principal {
-                            authid: format!("anonymous-{session_id}"),
-                            authrole: role.clone(),
-                            authmethod: "anonymous",
-                            authprovider: "static",
-                            token: None,
-                            expires_at: None,
-                        }));
+                    if let Some(principal) = self.anonymous(session_id) {
+                        return Ok(HelloOutcome::Welcome(principal));
                     }
                 }
                 _ => {}
             }
         }
         Err(AuthError::NoAuthMethod(format!("none of the offered authmethods {offered:?} is accepted on this realm")))
+    }
+
+    /// The identity of a request that presents no credential (the HTTP bridge): the
+    /// realm's anonymous role, as a HELLO offering only `anonymous` gets it; None on a
+    /// realm without one.
+    pub fn anonymous(&self, session_id: u64) -> Option<Principal> {
+        let role = self.anonymous_role.as_ref()?;
+        Some(Principal {
+            authid: format!("anonymous-{session_id}"),
+            authrole: role.clone(),
+            authmethod: "anonymous",
+            authprovider: "static",
+            token: None,
+            expires_at: None,
+        })
+    }
+
+    /// A ticket presented without a handshake (the HTTP bridge's `Authorization`
+    /// header). With an authid, it is checked as WAMP-Ticket's AUTHENTICATE checks it.
+    /// Without one, it is a static principal's ticket when exactly one principal has it,
+    /// else (on a realm of the graph) an API token. Failures are throttled like
+    /// WAMP-Ticket's, under the same keys.
+    pub fn ticket(&self, authid: Option<&str>, ticket: &str, address: &str) -> Verdict {
+        if !self.statics.has_tickets() && self.tokens.is_none() {
+            return Verdict::Now(Err(AuthError::NoAuthMethod("this realm accepts no tickets and no API tokens".into())));
+        }
+        let claimed = authid.filter(|a| !a.is_empty());
+        if let Err(e) = self.check_throttle(address, claimed.unwrap_or(""), Instant::now()) {
+            return Verdict::Now(Err(e));
+        }
+        if let Some(authid) = claimed {
+            return self.check_ticket(&pending_principal(authid, String::new(), "ticket"), ticket, address);
+        }
+        match self.statics.ticket_owners(ticket).as_slice() {
+            [(authid, role)] => Verdict::Now(Ok(pending_principal(authid, (*role).to_owned(), "ticket"))),
+            // No static principal has it: an API token, or a wrong ticket.
+            [] => self.check_ticket(&pending_principal("", String::new(), "ticket"), ticket, address),
+            // The secret is right, so this is no guess to throttle; but whose it is
+            // cannot be told without the authid.
+            _ => Verdict::Now(Err(AuthError::Failed("several principals have this ticket: name the authid too".into()))),
+        }
     }
 
     fn ticket_challenge(&self, authid: Option<&str>, address: &str) -> Result<HelloOutcome, AuthError> {
@@ -382,7 +416,7 @@ fn graph_principal(user: String, admin: bool, authmethod: &'static str) -> Princ
 }
 
 /// Compares secrets without an early exit, so timing does not reveal a common prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

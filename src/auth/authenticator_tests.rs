@@ -391,3 +391,36 @@ async fn graph_key_refusals_fail_closed() {
     // An outage is not the client's fault: it is not throttled for it.
     assert!(matches!(down.hello(&cryptosign_hello(&frank_seed, None), 1, ADDR), Ok(HelloOutcome::Challenge { .. })));
 }
+
+/// The HTTP bridge's credentials: a ticket alone (Bearer) names its static principal
+/// when exactly one has it; with an authid (Basic) it is checked like AUTHENTICATE's;
+/// the anonymous role needs no credential at all.
+#[tokio::test]
+async fn tickets_without_a_handshake() {
+    let mut cfg = realm();
+    cfg.principals.push(PrincipalConfig::ticket("twin-1", "shared", "user"));
+    cfg.principals.push(PrincipalConfig::ticket("twin-2", "shared", "reader"));
+    let a = Authenticator::from_config(&cfg, 3);
+    assert_eq!(a.ticket(None, "s3cret", ADDR).now(), Some(Ok(principal("alice", "user", "ticket", "static"))));
+    assert_eq!(a.ticket(Some("alice"), "s3cret", ADDR).now(), Some(Ok(principal("alice", "user", "ticket", "static"))));
+    assert_eq!(a.ticket(Some("twin-2"), "shared", ADDR).now(), Some(Ok(principal("twin-2", "reader", "ticket", "static"))));
+    assert_eq!(failed(a.ticket(None, "shared", ADDR)), "several principals have this ticket: name the authid too");
+    assert_eq!(failed(a.ticket(Some("bob"), "s3cret", ADDR)), "invalid ticket");
+    // The shared ticket was no guess: three wrong ones are still let through (the
+    // burst), the next attempt is not checked.
+    for _ in 0..3 {
+        assert_eq!(failed(a.ticket(None, "guess", ADDR)), "invalid ticket");
+    }
+    assert!(matches!(a.ticket(None, "s3cret", ADDR).now(), Some(Err(AuthError::Throttled { .. }))));
+    assert_eq!(a.anonymous(9), Some(principal("anonymous-9", "anonymous", "anonymous", "static")));
+
+    // On a realm of the graph, a ticket no static principal has is an API token.
+    let graph = Authenticator::from_config(&realm(), 3).with_tokens(Arc::new(StubGraph::default()));
+    let Verdict::Later(found) = graph.ticket(None, "sy_token", ADDR) else { panic!("a token is looked up") };
+    assert_eq!(found.await, Err(AuthError::Failed("unknown token".into())));
+
+    let closed = RealmConfig { anonymous: None, principals: vec![], ..realm() };
+    let a = Authenticator::from_config(&closed, 3);
+    assert_eq!(a.anonymous(1), None);
+    assert!(matches!(a.ticket(None, "x", ADDR).now(), Some(Err(AuthError::NoAuthMethod(_)))));
+}

@@ -94,6 +94,19 @@ impl Credentials {
         self.tickets.get(authid).map(|(t, r)| (t.as_str(), r.as_str()))
     }
 
+    /// The principals whose ticket is `ticket` (an HTTP bridge's Bearer credential names
+    /// no authid), as (authid, role). Every ticket is compared, without an early exit,
+    /// so the time taken does not tell how close a guess came.
+    pub fn ticket_owners(&self, ticket: &str) -> Vec<(&str, &str)> {
+        let mut owners = Vec::new();
+        for (authid, (t, role)) in &self.tickets {
+            if super::authenticator::constant_time_eq(t.as_bytes(), ticket.as_bytes()) {
+                owners.push((authid.as_str(), role.as_str()));
+            }
+        }
+        owners
+    }
+
     pub fn cra(&self, authid: &str) -> Option<&CraEntry> {
         self.cra.get(authid)
     }

@@ -2,6 +2,7 @@
 //! process). Served as Prometheus text on `/metrics`.
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -102,6 +103,16 @@ pub struct Metrics {
     pub tls_reloads: Family<Vec<(String, String)>, Counter>,
     /// `notAfter` of the certificate being served, in Unix seconds.
     pub tls_certificate_expiry: Gauge,
+    /// HTTP bridge requests answered, by endpoint and status code.
+    pub http_bridge_requests: Family<BridgeLabels, Counter>,
+}
+
+/// The labels of `http_bridge_requests`: fixed strings and a number, so counting a
+/// request allocates nothing.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BridgeLabels {
+    pub endpoint: &'static str,
+    pub status: u16,
 }
 
 impl Default for Metrics {
@@ -165,6 +176,7 @@ impl Metrics {
             tls_handshakes_failed: Counter::default(),
             tls_reloads: Family::default(),
             tls_certificate_expiry: Gauge::default(),
+            http_bridge_requests: Family::default(),
             registry: Registry::default(),
         };
         registry.register("sessions", "Established sessions", m.sessions.clone());
@@ -321,6 +333,11 @@ impl Metrics {
             "tls_certificate_expiry_seconds",
             "notAfter of the TLS certificate being served, in Unix seconds (0 without TLS)",
             m.tls_certificate_expiry.clone(),
+        );
+        registry.register(
+            "http_bridge_requests",
+            "HTTP bridge requests (POST /publish, POST /call) answered, by endpoint and status code",
+            m.http_bridge_requests.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -4,7 +4,9 @@
 
 pub mod admission;
 pub mod broker;
+pub mod bridge;
 pub mod budget;
+pub mod checks;
 pub mod connection;
 pub mod control;
 pub mod dealer;
@@ -38,6 +40,8 @@ use realm::Realm;
 pub struct Router {
     pub limits: Limits,
     realms: HashMap<String, Arc<Realm>>,
+    /// The first realm configured: where an HTTP bridge request that names none goes.
+    default_realm: Option<String>,
     pub metrics: Arc<Metrics>,
     /// Cancelled on SIGTERM/SIGINT: every session says GOODBYE `wamp.close.system_shutdown`.
     pub shutdown: CancellationToken,
@@ -110,6 +114,7 @@ impl Router {
         Arc::new(Router {
             limits: config.limits.clone(),
             realms,
+            default_realm: config.realms.first().map(|r| r.name.clone()),
             gate: Arc::new(Gate::new(connections.max, connections.reserve, metrics.clone())),
             budget: Arc::new(MemoryBudget::new(config.limits.memory_budget)),
             metrics,
@@ -121,6 +126,12 @@ impl Router {
 
     pub fn realm(&self, name: &str) -> Option<&Arc<Realm>> {
         self.realms.get(name)
+    }
+
+    /// The first realm configured (`realm1` in the embedded default and the shipped
+    /// configuration), for requests that name no realm (the HTTP bridge).
+    pub fn default_realm(&self) -> Option<&Arc<Realm>> {
+        self.default_realm.as_deref().and_then(|name| self.realms.get(name))
     }
 
     pub fn realms(&self) -> impl Iterator<Item = &Arc<Realm>> {

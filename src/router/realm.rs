@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use super::bridge::rates::BridgeRates;
 use super::broker::{Broker, Unsubscribed};
 use super::control::{Closing, Control};
 use super::dealer::{Dealer, Detached};
@@ -38,6 +39,8 @@ pub struct Realm {
     /// Router-scope ids (subscriptions, registrations).
     pub ids: IdSequence,
     pub limits: RealmLimits,
+    /// The realm's rates for HTTP bridge requests, per authid or anonymous address.
+    pub bridge_rates: BridgeRates,
     sessions: RwLock<Sessions>,
     metrics: Arc<Metrics>,
 }
@@ -63,6 +66,7 @@ impl Realm {
             authorizer: auth.authorizer,
             ids: IdSequence::new(),
             limits: cfg.limits.clone(),
+            bridge_rates: BridgeRates::new(&cfg.limits),
             sessions: RwLock::default(),
             metrics,
         }

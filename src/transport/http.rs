@@ -1,8 +1,11 @@
-//! The HTTP side of the WebSocket port: `/health`, `/metrics`, and the WebSocket
+//! The HTTP side of the WebSocket port: `/health`, `/metrics`, the HTTP bridge
+//! (`POST /publish`, `POST /call`, `/openapi.json`: `http_bridge`), and the WebSocket
 //! upgrade on the configured path, with each connection served here rather than by
 //! `axum::serve`, so that it goes through the admission gate and lives under a deadline:
 //! a connection has `handshake_timeout_ms` to send its request and upgrade (or be done
-//! with HTTP), and is closed when a newer connection takes its place at the limit.
+//! with HTTP), and is closed when a newer connection takes its place at the limit. A
+//! connection whose bridge request authenticated is kept open between its requests
+//! instead (`http_bridge::Activity`).
 //! With TLS on, the TLS handshake comes first, inside the same deadline; the plain
 //! listener keeps its own monomorphic path.
 
@@ -13,7 +16,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, Request};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tower_service::Service;
@@ -22,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::http_bridge::{self, Activity};
 use super::{listener, tls};
 use super::websocket::{self, Connection};
 use crate::router::admission::{Admission, Refusal};
@@ -41,6 +45,9 @@ pub fn app(router: Arc<Router>, ws_path: &str) -> axum::Router {
         .route(ws_path, get(websocket::upgrade))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/publish", post(http_bridge::publish))
+        .route("/call", post(http_bridge::call))
+        .route("/openapi.json", get(http_bridge::openapi))
         .with_state(router)
 }
 
@@ -103,7 +110,8 @@ where
     let evicted = admission.evicted().clone();
     // The upgrade takes the admission over; plain HTTP leaves it here, and the place is
     // freed when the connection ends.
-    let context = Connection { peer, admission: Arc::new(Mutex::new(Some(admission))) };
+    let activity = Arc::new(Activity::default());
+    let context = Connection { peer, admission: Arc::new(Mutex::new(Some(admission))), activity: activity.clone() };
     // Each request carries the connection's context to the handlers. (Layering an
     // `Extension` per connection built a whole router per connection: 3 KiB more for
     // every connection still in its handshake.)
@@ -130,6 +138,12 @@ where
             _ = &mut deadline => {
                 if draining {
                     return;
+                }
+                // A bridge client's connection lives on while it is in use.
+                let now = Instant::now();
+                if let Some(until) = activity.keep_open_until(now).filter(|until| *until > now) {
+                    deadline.as_mut().reset(until);
+                    continue;
                 }
                 draining = true;
                 conn.as_mut().graceful_shutdown();

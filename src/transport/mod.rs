@@ -1,5 +1,5 @@
-//! Transports: WebSocket (with HTTP on the same port) and RawSocket (TCP and Unix),
-//! each TCP listener optionally over TLS (`tls`).
+//! Transports: WebSocket (with HTTP on the same port, the HTTP bridge among it) and
+//! RawSocket (TCP and Unix), each TCP listener optionally over TLS (`tls`).
 //! Each accepts connections through the router's admission gate (`listener`), enforces
 //! the read limits of `inbound`, and turns its socket into a `FrameReader` and a
 //! `FrameWriter` (`router::frames`); the router never sees a socket, and transport
@@ -7,6 +7,7 @@
 
 pub mod fd_limit;
 pub mod http;
+pub mod http_bridge;
 pub mod inbound;
 pub mod listener;
 pub mod rawsocket;

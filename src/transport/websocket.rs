@@ -40,12 +40,14 @@ const WRITE_BUFFER: usize = 16 * 1024;
 
 type Io = Inspected<TokioIo<hyper::upgrade::Upgraded>>;
 
-/// What the HTTP server knows of the connection a request came on: the peer, and its
-/// place among the connections, which the upgrade takes over.
+/// What the HTTP server knows of the connection a request came on: the peer, its
+/// place among the connections, which the upgrade takes over, and its HTTP bridge
+/// requests, which keep it open (`http_bridge::Activity`).
 #[derive(Debug, Clone)]
 pub struct Connection {
     pub peer: String,
     pub admission: Arc<Mutex<Option<Admission>>>,
+    pub activity: Arc<super::http_bridge::Activity>,
 }
 
 /// The client's most preferred subprotocol that we speak (its list is in preference

@@ -15,6 +15,8 @@
 //! to durable topics: needs a realm with a `durable = true` rule) and `slow-consumer`
 //! (one subscriber reading at a tenth of the rate beside fast ones); `replay` and
 //! `slow-consumer` have smoke sizes (`--smoke replay`), not part of the default list.
+//! `http-publish` posts to an HTTP publisher (Switchyard's bridge, Crossbar's HTTP
+//! Bridge) on keep-alive connections, with WAMP subscribers counting the events.
 //!
 //! Modules: `conn` (transports), `session` (WAMP client), `stats` (percentiles),
 //! `procstat` (/proc sampling), `report` (output), one module per workload; `wire`
@@ -29,6 +31,7 @@ mod fanout;
 mod flood;
 mod graphdb;
 mod hostile;
+mod http;
 mod joins;
 mod latency;
 mod procstat;
@@ -175,6 +178,21 @@ enum Workload {
         sessions: usize,
         #[arg(long, default_value_t = 100)]
         payload: usize,
+    },
+    /// HTTP POSTs of `{"topic", "args"}` on keep-alive connections, each a closed loop,
+    /// to Switchyard's `POST /publish` or Crossbar's HTTP Bridge publisher (`--http-url`);
+    /// WAMP subscribers count the events. Publications per second and per router CPU-second.
+    HttpPublish {
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        #[arg(long, default_value_t = 1)]
+        subscribers: usize,
+        /// Bytes of the padding string in `args`.
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+        /// The publisher's URL (default: http://<--url's host:port>/publish).
+        #[arg(long)]
+        http_url: Option<String>,
     },
     /// Publications at a fixed rate carrying their send time; publish→event latency.
     Latency {
@@ -514,7 +532,7 @@ async fn run(cli: Cli) -> ExitCode {
             }),
         ],
         (None, false) => {
-            eprintln!("name a workload (fanout, rpc, latency, scale, joins, flood, hostile, revoke, graph-cold, graph-fixture, replay, durable, slow-consumer) or pass --smoke; --help for more");
+            eprintln!("name a workload (fanout, rpc, latency, scale, joins, flood, http-publish, hostile, revoke, graph-cold, graph-fixture, replay, durable, slow-consumer) or pass --smoke; --help for more");
             return ExitCode::from(2);
         }
     };
@@ -577,6 +595,9 @@ async fn run(cli: Cli) -> ExitCode {
             }
             Workload::Joins { concurrency, watchers, leaves } => vec![joins::run(&ctx, joins::Params { concurrency, watchers, leaves }).await],
             Workload::Flood { sessions, payload } => vec![flood::run(&ctx, flood::Params { sessions, payload }).await],
+            Workload::HttpPublish { connections, subscribers, payload, http_url } => {
+                vec![http::run(&ctx, http::Params { connections, subscribers, payload, http_url }).await]
+            }
             Workload::Latency { rate, subscribers, payload, warmup } => {
                 vec![latency::run(&ctx, latency::Params { rate: rate.max(1), subscribers, payload, warmup: Duration::from_secs_f64(warmup.max(0.0)) }).await]
             }
@@ -676,6 +697,7 @@ fn smoke_size(w: &Workload) -> Workload {
         Workload::SlowConsumer { payload, .. } => Workload::SlowConsumer { fast: 10, rate: 200, slow_fraction: 0.1, payload, warmup: 0.2 },
         Workload::Joins { watchers, leaves, .. } => Workload::Joins { concurrency: 2, watchers: watchers.min(1), leaves },
         Workload::Flood { payload, .. } => Workload::Flood { sessions: 2, payload },
+        Workload::HttpPublish { payload, http_url, .. } => Workload::HttpPublish { connections: 2, subscribers: 2, payload, http_url },
         other @ (Workload::Durable { .. } | Workload::Hostile { .. } | Workload::Revoke { .. } | Workload::GraphCold { .. } | Workload::GraphFixture { .. }) => other,
     }
 }

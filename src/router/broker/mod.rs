@@ -99,6 +99,26 @@ pub struct Publication<'a> {
     pub slot: Option<Slot>,
 }
 
+impl<'a> Publication<'a> {
+    /// The publication a client's PUBLISH (or HTTP POST /publish) asks for, from its
+    /// options: recipient lists and `exclude_me`, `disclose_me` (or the role's
+    /// `disclose`), `retain`. A list or flag of the wrong type is `invalid_argument`.
+    pub fn from_options(
+        publisher: &'a SessionHandle,
+        topic: &'a str,
+        options: &Dict,
+        payload: Args,
+        role_discloses: bool,
+        ppt: Option<Dict>,
+        slot: Option<Slot>,
+    ) -> Result<Publication<'a>, super::error::WampError> {
+        let recipients = Recipients::from_options(publisher.id, options)?;
+        let disclose = role_discloses || options.get("disclose_me").and_then(Value::as_bool).unwrap_or(false);
+        let retain = flag(options, "retain", false)?;
+        Ok(Publication { publisher: Some(publisher), topic, recipients, disclose, payload, retain, ppt, slot })
+    }
+}
+
 /// What became of a publication: its id and, on a durable topic, its commit.
 pub struct Published {
     pub publication: u64,

@@ -439,6 +439,23 @@ fn undeliverable(e: SendError, what: &str, whose: &str) -> Option<WampError> {
     })
 }
 
+/// How long the router lets a call run: `CALL.Options.timeout` in ms (0 or absent:
+/// no timeout), never beyond the realm's maximum when it sets one.
+pub fn call_timeout(options: &Dict, max: Option<Duration>) -> Result<Option<Duration>, WampError> {
+    let asked = match options.get("timeout") {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(0) => None,
+            Some(ms) => Some(Duration::from_millis(ms)),
+            None => return Err(WampError::InvalidArgument("timeout must be a non-negative integer (milliseconds)".into())),
+        },
+    };
+    Ok(match (asked, max) {
+        (Some(a), Some(m)) => Some(a.min(m)),
+        (a, m) => a.or(m),
+    })
+}
+
 /// An ERROR reply carrying a router error.
 pub fn error_message(request_type: u64, request: u64, err: &WampError, to: &SessionHandle) -> Message {
     Message::Error {

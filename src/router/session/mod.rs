@@ -26,6 +26,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
+use super::checks;
 use super::control::ControlInbox;
 use super::dealer::error_message;
 use super::error::WampError;
@@ -188,26 +189,13 @@ impl Session {
     }
 
     fn check_uri(&self, uri: &str, policy: MatchPolicy) -> Result<(), WampError> {
-        self.check_uri_length(uri)?;
-        if uri::is_valid(uri, policy, self.router.limits.strict_uris) {
-            Ok(())
-        } else {
-            Err(WampError::InvalidUri(uri.to_owned()))
-        }
-    }
-
-    fn check_uri_length(&self, uri: &str) -> Result<(), WampError> {
-        let limit = self.router.limits.max_uri_length;
-        if uri.len() > limit {
-            return Err(WampError::UriTooLong { len: uri.len(), limit });
-        }
-        Ok(())
+        checks::uri(&self.router.limits, uri, policy)
     }
 
     /// Error URIs are held to the loose rules whatever `strict_uris` says: callee
     /// libraries name errors after exception classes (`com.example.NotFound`).
     fn check_error_uri(&self, uri: &str) -> Result<(), WampError> {
-        self.check_uri_length(uri)?;
+        checks::uri_length(&self.router.limits, uri)?;
         if uri::is_valid(uri, MatchPolicy::Exact, false) {
             Ok(())
         } else {

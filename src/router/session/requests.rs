@@ -14,17 +14,18 @@ use futures_util::future::BoxFuture;
 use super::holdings::{Grounds, Holding};
 use super::{Flow, Resume, Session};
 use crate::auth::{Action, Check, Decision, Request, Undecided};
-use crate::router::broker::{flag, Attach, Publication, Recipients, Start};
+use crate::router::checks::permitted;
+use crate::router::broker::{Attach, Publication, Start};
 use crate::router::meta;
 use crate::replay::durable::Slot;
-use crate::router::dealer::{error_message, CallRequest, Invoke, RegisterRequest};
+use crate::router::dealer::{self, error_message, CallRequest, Invoke, RegisterRequest};
 use crate::router::meta::events;
 use crate::router::error::WampError;
 use crate::router::handle::SessionHandle;
 use crate::router::realm::Realm;
 use crate::wamp::ids::SubscriptionId;
 use crate::wamp::message::code;
-use crate::wamp::uri::{self, MatchPolicy};
+use crate::wamp::uri::MatchPolicy;
 use crate::wamp::{Args, Dict, Message, Value};
 
 /// A request that needs a permission: what is asked, and everything needed to finish
@@ -47,15 +48,6 @@ trait Asking: Send + 'static {
 enum Authz {
     Now(Decision),
     Later(BoxFuture<'static, Result<Decision, Undecided>>),
-}
-
-/// What the session does with a decision: proceed, or the error to answer with.
-fn permitted(d: Result<Decision, Undecided>, action: Action, uri: &str) -> Result<Decision, WampError> {
-    match d {
-        Ok(d) if d.allowed => Ok(d),
-        Ok(_) => Err(WampError::NotAuthorized { action: action.as_str(), uri: uri.to_owned() }),
-        Err(e) => Err(e.into()),
-    }
 }
 
 impl Session {
@@ -196,15 +188,9 @@ impl Session {
         }
     }
 
-    /// A URI the client publishes or registers to: valid, and outside the `wamp`
-    /// namespace, which clients may use only where the router serves it (meta topics to
-    /// subscribe to, meta procedures to call).
+    /// A URI the client publishes or registers to (`checks::own_uri`).
     fn check_own_uri(&self, uri: &str, policy: MatchPolicy) -> Result<(), WampError> {
-        self.check_uri(uri, policy)?;
-        if uri::is_reserved(uri) {
-            return Err(WampError::ReservedUri(uri.to_owned()));
-        }
-        Ok(())
+        crate::router::checks::own_uri(&self.router.limits, uri, policy)
     }
 
     /// The guard of a new holding (if its events or calls are decided one by one), and
@@ -284,13 +270,8 @@ impl Publish {
             Err(Passthru::Unannounced(m)) => return s.violation(m),
             Err(Passthru::Invalid(e)) => return self.refused(s, me, e),
         };
-        let published = (|| {
-            let recipients = Recipients::from_options(s.id, &self.options)?;
-            let disclose = d.disclose || self.options.get("disclose_me").and_then(Value::as_bool).unwrap_or(false);
-            let retain = flag(&self.options, "retain", false)?;
-            let p = Publication { publisher: Some(me), topic: &self.topic, recipients, disclose, payload: self.payload, retain, ppt, slot };
-            Ok(realm.broker.publish(p))
-        })();
+        let published = Publication::from_options(me, &self.topic, &self.options, self.payload, d.disclose, ppt, slot)
+            .map(|p| realm.broker.publish(p));
         match published {
             Ok(p) if ack => match p.commit {
                 None => s.reply(me, Ok(Some(Message::Published { request, publication: p.publication }))),
@@ -395,7 +376,7 @@ impl Asking for Call {
         };
         let called = (|| {
             let d = d?;
-            let timeout = call_timeout(&self.options, realm.limits.max_call_timeout)?;
+            let timeout = dealer::call_timeout(&self.options, realm.limits.max_call_timeout)?;
             let call = CallRequest { request, procedure: self.procedure, options: self.options, payload: self.payload, disclose: d.disclose, timeout, ppt };
             realm.dealer.call(me, call)
         })();
@@ -514,21 +495,4 @@ fn register_options(options: &Dict) -> Result<(MatchPolicy, Invoke), WampError> 
         Some(_) => return Err(WampError::InvalidArgument("invoke must be a string".into())),
     };
     Ok((match_policy(options)?, invoke))
-}
-
-/// How long the router lets a call run: `CALL.Options.timeout` in ms (0 or absent:
-/// no timeout), never beyond the realm's maximum when it sets one.
-fn call_timeout(options: &Dict, max: Option<Duration>) -> Result<Option<Duration>, WampError> {
-    let asked = match options.get("timeout") {
-        None => None,
-        Some(v) => match v.as_u64() {
-            Some(0) => None,
-            Some(ms) => Some(Duration::from_millis(ms)),
-            None => return Err(WampError::InvalidArgument("timeout must be a non-negative integer (milliseconds)".into())),
-        },
-    };
-    Ok(match (asked, max) {
-        (Some(a), Some(m)) => Some(a.min(m)),
-        (a, m) => a.or(m),
-    })
 }
