@@ -343,8 +343,8 @@ fn the_shipped_workbench_realm_stores_its_topics() {
     assert_eq!(c.realms[0].replay, ReplayConfig::store_everything());
     // The interop suites' copy of the realm keeps the same rules; their harness lays it
     // out like the shipped files.
-    let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients");
-    let read = |name: &str| std::fs::read_to_string(clients.join(name)).expect("clients file");
+    let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    let read = |name: &str| std::fs::read_to_string(clients.join(name)).expect("tests/interop file");
     let dir = temp_dir("replay-clients-workbench");
     write(&dir.join("switchyard.toml"), "realms_dir = \"realms\"\n");
     write(&dir.join("realms/workbench.toml"), &read("workbench-realm.toml"));
