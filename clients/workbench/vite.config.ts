@@ -29,6 +29,11 @@ export default defineConfig({
     assetsInlineLimit: 0,
     reportCompressedSize: false,
     rolldownOptions: {
+      // autobahn in a chunk of its own: its 360 KB keep their name (and the browser's
+      // cache, and the repository's history) when only the page's code changes.
+      output: {
+        codeSplitting: { groups: [{ name: 'autobahn', test: /node_modules[\\/]autobahn-browser/ }] },
+      },
       // autobahn's bundle carries an old JSON polyfill with eval(), never reached in
       // a browser that has JSON: not worth a warning on every build.
       onLog(level, log, handler) {

@@ -148,7 +148,9 @@ export class MetaPanel {
         return tr;
       }),
     );
-    const subs = [...this.subs.values()].filter((x) => x.subscribers.size > 0).sort((a, b) => a.uri.localeCompare(b.uri) || a.id - b.id);
+    // The panel's own meta-event subscriptions would fill it with noise: left out.
+    const ownMeta = (x: SubscriptionInfo) => x.uri.startsWith('wamp.') && x.subscribers.size === 1 && x.subscribers.has(this.me);
+    const subs = [...this.subs.values()].filter((x) => x.subscribers.size > 0 && !ownMeta(x)).sort((a, b) => a.uri.localeCompare(b.uri) || a.id - b.id);
     this.subsEl.replaceChildren(
       ...subs.map((x) => {
         const tr = document.createElement('tr');
