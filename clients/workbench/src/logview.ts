@@ -40,6 +40,8 @@ export class LogView<T extends Row> {
   private droppedAtLastFrame = 0;
   private unseen = 0;
   private ownScrollTop = -1;
+  /** The view's height, kept by a ResizeObserver so a frame need not ask for it. */
+  private viewHeight = 0;
   private render: (el: HTMLElement, row: T) => void;
 
   constructor(private o: ViewOptions<T>) {
@@ -54,7 +56,10 @@ export class LogView<T extends Row> {
     this.spacer.appendChild(this.rowsEl);
     this.el.appendChild(this.spacer);
     this.el.addEventListener('scroll', () => this.onScroll(), { passive: true });
-    new ResizeObserver(() => this.schedule()).observe(this.el);
+    new ResizeObserver((entries) => {
+      this.viewHeight = entries[entries.length - 1].contentRect.height;
+      this.schedule();
+    }).observe(this.el);
   }
 
   get size(): number {
@@ -119,21 +124,21 @@ export class LogView<T extends Row> {
     });
   }
 
+  // Reads the scroll position once, before any write, so the frame forces at most one
+  // layout (setting scrollTop needs one), and that one stays inside the view.
   private frame(): void {
-    const el = this.el;
     const height = this.count * ROW_HEIGHT;
-    if (this.spacer.style.height !== `${height}px`) this.spacer.style.height = `${height}px`;
-    const viewHeight = el.clientHeight;
-    if (this.following) {
-      this.setScrollTop(Math.max(0, height - viewHeight));
-    } else {
+    const viewHeight = this.viewHeight;
+    let top = this.following ? Math.max(0, height - viewHeight) : this.el.scrollTop;
+    if (!this.following) {
       // Rows that left the ring moved everything up: keep the reader's rows in place.
-      const gone = this.dropped - this.droppedAtLastFrame;
-      if (gone > 0) this.setScrollTop(Math.max(0, el.scrollTop - gone * ROW_HEIGHT));
+      top = Math.max(0, top - (this.dropped - this.droppedAtLastFrame) * ROW_HEIGHT);
       this.o.onFollow?.(false, this.unseen);
     }
     this.droppedAtLastFrame = this.dropped;
-    const first = Math.max(0, Math.floor(el.scrollTop / ROW_HEIGHT));
+    if (this.spacer.style.height !== `${height}px`) this.spacer.style.height = `${height}px`;
+    top = this.setScrollTop(top);
+    const first = Math.max(0, Math.floor(top / ROW_HEIGHT));
     const visible = Math.min(this.count - first, Math.ceil(viewHeight / ROW_HEIGHT) + 1);
     while (this.pool.length < visible) {
       const row = document.createElement('div');
@@ -164,9 +169,11 @@ export class LogView<T extends Row> {
     this.drawn = this.pushed;
   }
 
-  private setScrollTop(top: number): void {
-    if (this.el.scrollTop === top) return;
+  /** Scrolls to `top` unless already there; returns where the view is. */
+  private setScrollTop(top: number): number {
+    if (top === this.ownScrollTop || top === this.el.scrollTop) return top;
     this.el.scrollTop = top;
     this.ownScrollTop = this.el.scrollTop;
+    return this.ownScrollTop;
   }
 }
