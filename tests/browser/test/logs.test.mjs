@@ -6,7 +6,7 @@
 //
 // The graph (tests/interop/js/test/workbench.mjs, LAB): alice reads project p1, which
 // owns containers c1 and c2; c3 belongs to carol. This suite adds p1's containers
-// `short` (a log the router keeps only 50 lines of), `cut` and `gone`, and records r1
+// `short` (a log the router keeps only 50 lines of), `cut`, `gone` and `fast`, and records r1
 // (p1's) and r2 (carol's). The router's store outlives each test's graph reset, so each
 // test tails a container of its own.
 
@@ -15,6 +15,7 @@ import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 
 import { SERVICE_TICKETS, Workbench } from '../../interop/js/test/workbench.mjs';
+import { publisher, runLoad } from './load.mjs';
 import {
   SCREENSHOT_DIR, lines, launchBrowser, openClient, openPage, publishLines, shownRows, sleep, startProxy,
   startRouter, waitInPage,
@@ -22,7 +23,7 @@ import {
 
 const TAIL = '.tail .view';
 const EXTRA = `
-insert into objects (id, kind, owner_id) values ('short', 'container', 'p1'), ('cut', 'container', 'p1'), ('gone', 'container', 'p1'),
+insert into objects (id, kind, owner_id) values ('short', 'container', 'p1'), ('cut', 'container', 'p1'), ('gone', 'container', 'p1'), ('fast', 'container', 'p1'),
   ('r1', 'record', 'p1'), ('r2', 'record', 'carol');
 `;
 // `short` keeps 50 lines: the first matching rule decides, so it goes before the others.
@@ -206,5 +207,23 @@ describe('log tails on the workbench realm', () => {
     assert.equal(await state(page), 'revoked');
     assert.deepEqual(page.errors, []);
     await page.context().close();
+  });
+
+  it('keeps up with 10,000 lines/s for 3 s: every line once, in order, and the page keeps drawing', async (t) => {
+    const page = await login();
+    await openTail(page, 'fast', '100');
+    const pub = await publisher(router.ws, 'workbench', 'controller-1', SERVICE_TICKETS['controller-1']);
+    try {
+      const r = await runLoad(page, pub, { topic: 'containers.fast.logs', rate: 10000, seconds: 3 });
+      t.diagnostic(JSON.stringify(r));
+      assert.deepEqual([r.received, r.repeated, r.gap, r.state, r.lastLineShown], [30000, 0, 0, 'live', true], JSON.stringify(r));
+      // Every line reached the screen, and no frame froze the page for two seconds.
+      assert.equal(r.rowsDrawn, 30000);
+      assert.ok(r.longestFrameMs < 2000, `the longest frame took ${r.longestFrameMs} ms`);
+      assert.deepEqual(page.errors, []);
+    } finally {
+      pub.close();
+      await page.context().close();
+    }
   });
 });
