@@ -63,7 +63,7 @@ export class Console {
         <button>subscribe</button>
         <span class="state" data-state="closed"></span>
       </form>
-      <div class="head row"><span class="time">time</span><span class="topic">topic</span><span class="pos">_pos</span><span class="publisher">publisher</span><span class="payload">payload</span></div>
+      <div class="head row"><span class="time">received</span><span class="topic">topic</span><span class="pos">_pos</span><span class="publisher">publisher</span><span class="payload">payload</span></div>
       <form class="publish">
         <input name="topic" value="com.example.hello" aria-label="publish to topic" size="28">
         <input name="payload" value='["hello from the workbench"]' aria-label="arguments (JSON list, or text)" size="40">

@@ -4,7 +4,8 @@
 // WebSocket path in <meta name="switchyard-ws-path">.
 //
 // Query parameters: realm=NAME (then the page waits for Connect instead of joining
-// realm1 anonymously), tab=console|logs, url=ws://... (another WebSocket URL).
+// realm1 anonymously), tab=console|logs. The WebSocket is always this router's own: a
+// link must not be able to send the token typed here anywhere else.
 
 import './style.css';
 import { Console } from './console';
@@ -19,8 +20,6 @@ const link = new Link();
 const meter = new FrameMeter();
 
 function wsUrl(): string {
-  const given = params.get('url');
-  if (given) return given;
   const path = document.querySelector<HTMLMetaElement>('meta[name="switchyard-ws-path"]')?.content || '/ws';
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
 }

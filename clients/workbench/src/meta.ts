@@ -1,10 +1,13 @@
 // Sessions and subscriptions of the realm, from the meta API (docs/meta.md): listed once
 // per session (wamp.session.list/get, wamp.subscription.list/get/list_subscribers) and
 // kept live by the meta events, to which the panel subscribes before it lists, so
-// nothing that happens while it lists is missed.
+// nothing that happens while it lists is missed. A busy router has more sessions than
+// a panel can show: it holds at most MAX of each.
 
 import type { Session } from 'autobahn-browser';
 import { errorText, type Link } from './link';
+
+const MAX = 300;
 
 interface SessionInfo {
   session: number;
@@ -26,6 +29,10 @@ export class MetaPanel {
   private sessions = new Map<number, SessionInfo>();
   private subs = new Map<number, SubscriptionInfo>();
   private me = 0;
+  /** Sessions and subscriptions that ended while the panel was listing them. */
+  private gone = new Set<number>();
+  private deleted = new Set<number>();
+  private listing = false;
   private pending = false;
   private sessionsEl: HTMLElement;
   private subsEl: HTMLElement;
@@ -58,6 +65,9 @@ export class MetaPanel {
   private async load(s: Session): Promise<void> {
     this.sessions.clear();
     this.subs.clear();
+    this.gone.clear();
+    this.deleted.clear();
+    this.listing = true;
     this.me = s.id;
     this.noteEl.textContent = '';
     const on = (topic: string, f: (args: unknown[]) => void) => s.subscribe(topic, (args) => {
@@ -71,32 +81,43 @@ export class MetaPanel {
         on('wamp.subscription.on_create', ([, sub]) => this.addSub(sub as { id: number; uri: string; match: string })),
         on('wamp.subscription.on_subscribe', ([session, id]) => void this.subscribed(s, session as number, id as number)),
         on('wamp.subscription.on_unsubscribe', ([session, id]) => this.subs.get(id as number)?.subscribers.delete(session as number)),
-        on('wamp.subscription.on_delete', ([, id]) => this.subs.delete(id as number)),
+        on('wamp.subscription.on_delete', ([, id]) => {
+          this.subs.delete(id as number);
+          if (this.listing) this.deleted.add(id as number);
+        }),
       ]);
       const ids = await s.call<number[]>('wamp.session.list');
-      const infos = await Promise.all(ids.map((id) => s.call<SessionInfo>('wamp.session.get', [id]).catch(() => null)));
-      for (const info of infos) if (info) this.addSession(info);
+      const infos = await Promise.all(ids.slice(0, MAX).map((id) => s.call<SessionInfo>('wamp.session.get', [id]).catch(() => null)));
+      for (const info of infos) if (info && !this.gone.has(info.session)) this.addSession(info);
       const list = await s.call<Record<string, number[]>>('wamp.subscription.list');
       const subIds = [...(list.exact || []), ...(list.prefix || []), ...(list.wildcard || [])];
-      await Promise.all(subIds.map((id) => this.fetchSub(s, id)));
+      await Promise.all(subIds.slice(0, MAX).map((id) => this.fetchSub(s, id)));
+      if (ids.length > MAX || subIds.length > MAX) {
+        this.noteEl.textContent = `${ids.length} sessions and ${subIds.length} subscriptions: the first ${MAX} of each are shown`;
+      }
     } catch (e) {
       // The workbench realm gives the meta API to admins only.
       this.noteEl.textContent = `meta API: ${errorText(e)}`;
     }
+    // Only the listing could race with the events: the sets would only grow after it.
+    this.listing = false;
+    this.gone.clear();
+    this.deleted.clear();
     this.renderLater();
   }
 
   private addSession(info: SessionInfo): void {
-    this.sessions.set(info.session, info);
+    if (this.sessions.size < MAX || this.sessions.has(info.session)) this.sessions.set(info.session, info);
   }
 
   private dropSession(id: number): void {
     this.sessions.delete(id);
+    if (this.listing) this.gone.add(id);
     for (const sub of this.subs.values()) sub.subscribers.delete(id);
   }
 
   private addSub(sub: { id: number; uri: string; match: string }): void {
-    if (!this.subs.has(sub.id)) this.subs.set(sub.id, { ...sub, subscribers: new Set() });
+    if (!this.subs.has(sub.id) && !this.deleted.has(sub.id) && this.subs.size < MAX) this.subs.set(sub.id, { ...sub, subscribers: new Set() });
   }
 
   private async subscribed(s: Session, session: number, id: number): Promise<void> {
@@ -112,7 +133,8 @@ export class MetaPanel {
         s.call<number[]>('wamp.subscription.list_subscribers', [id]),
       ]);
       this.addSub(info);
-      for (const who of subscribers) this.subs.get(id)!.subscribers.add(who);
+      const sub = this.subs.get(id);
+      for (const who of subscribers) if (sub && !this.gone.has(who)) sub.subscribers.add(who);
     } catch {
       // Gone meanwhile: its on_delete removes it (or already did).
     }
