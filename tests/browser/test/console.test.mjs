@@ -87,10 +87,6 @@ describe('the console on realm1', () => {
     // The page's own console subscription, marked as its own.
     assert.deepEqual(await subscriptionOf('com.example.'), ['com.example.', 'prefix', `${me} (this page)`]);
 
-    await watcher.close();
-    await waitInPage(page, (id) => !document.querySelector(`aside.meta tr[data-session="${id}"]`), watcher.id, 'the watcher gone from the panel');
-    await waitInPage(page, () => !document.querySelector('aside.meta tr[data-uri="com.example.watch"]'), null, 'its subscription gone');
-
     // The publish box, prefilled: the event comes back to the console, from this page.
     const before = await page.$$eval(`${CONSOLE_VIEW} .row`, (r) => r.length);
     await page.click('.console form.publish button');
@@ -99,6 +95,10 @@ describe('the console on realm1', () => {
     const last = (await shownRows(page, CONSOLE_VIEW, true)).at(-1);
     assert.deepEqual(last.slice(1), ['com.example.hello', '1', `${me} (${await page.evaluate(() => document.querySelector('tr.me td:nth-child(2)').textContent)})`, 'hello from the workbench']);
     if (SCREENSHOT_DIR) await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'workbench-console.png') });
+    await watcher.close();
+    await waitInPage(page, (id) => !document.querySelector(`aside.meta tr[data-session="${id}"]`), watcher.id, 'the watcher gone from the panel');
+    await waitInPage(page, () => !document.querySelector('aside.meta tr[data-uri="com.example.watch"]'), null, 'its subscription gone');
+
     assert.deepEqual(page.errors, []);
     await page.context().close();
   });

@@ -2,7 +2,8 @@
 // in headless Chromium: the containers alice may read; a container's log, the last N
 // lines then live ones, exactly; following and pausing; resuming after a cut
 // connection with no line repeated or missing; a gap the router reports; revocation
-// when a grant is deleted; record changes; and a short burst at 10,000 lines/s.
+// when a grant is deleted; a refused login and a revoked token; record changes; and a
+// short burst at 10,000 lines/s.
 //
 // The graph (tests/interop/js/test/workbench.mjs, LAB): alice reads project p1, which
 // owns containers c1 and c2; c3 belongs to carol. This suite adds p1's containers
@@ -205,6 +206,26 @@ describe('log tails on the workbench realm', () => {
       '[notice] access withdrawn (wamp.error.not_authorized): this log has stopped',
     ]);
     assert.equal(await state(page), 'revoked');
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+
+  it('says why a login fails and why a session ended: an unknown token, a revoked one', async () => {
+    const linkText = (page) => page.$eval('#link-state', (e) => `${e.dataset.state}|${e.textContent}`);
+    const page = await openPage(browser, `${new URL(router.ws).origin.replace('ws:', 'http:')}/?realm=workbench`);
+    await page.fill('#login input[name="token"]', 'sy_no_such_token');
+    await page.click('#login button');
+    await waitInPage(page, () => document.querySelector('#link-state').textContent.startsWith('closed:'), null, 'the login refused');
+    assert.equal(await linkText(page), 'closed|closed: wamp.error.authentication_failed unknown token');
+
+    await page.fill('#login input[name="token"]', token);
+    await page.click('#login button');
+    await waitInPage(page, () => document.querySelector('#link-state').dataset.state === 'open', null, 'alice joined');
+    await openTail(page, 'c2');
+    assert.equal(await wb.revokeToken(token), 'revoked a token of alice');
+    await waitForState(page, 'closed');
+    assert.equal(await page.$eval('.tail .why', (e) => e.textContent), 'wamp.close.revoked the token was revoked');
+    assert.equal(await linkText(page), 'closed|closed: wamp.close.revoked the token was revoked');
     assert.deepEqual(page.errors, []);
     await page.context().close();
   });
