@@ -44,7 +44,8 @@ function clock(): string {
 export class Console {
   readonly el: HTMLElement;
   readonly view: LogView<EventRow>;
-  private feed: Feed | null = null;
+  /** The current subscription (the tests read its counters). */
+  feed: Feed | null = null;
   private stateEl: HTMLElement;
   private publishResult: HTMLElement;
 

@@ -1,14 +1,16 @@
 // The workbench page on the embedded default (realm1, anonymous), in headless Chromium:
 // the console shows history then live events with their topic, position, publisher and
 // payload; the meta panel follows sessions and subscriptions as they come and go; the
-// publish box publishes; and the page finds a WebSocket path other than /ws.
+// publish box publishes; a pattern subscription resumes after a cut connection
+// (`after_publication`) with no event twice or missing; and the page finds a WebSocket
+// path other than /ws.
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  SCREENSHOT_DIR, httpBase, launchBrowser, openClient, openPage, shownRows, startRouter, waitInPage,
+  SCREENSHOT_DIR, httpBase, launchBrowser, openClient, openPage, shownRows, startProxy, startRouter, waitInPage,
 } from './harness.mjs';
 
 const CONSOLE_VIEW = '.console .view';
@@ -101,6 +103,37 @@ describe('the console on realm1', () => {
 
     assert.deepEqual(page.errors, []);
     await page.context().close();
+  });
+  it('resumes a pattern subscription after a cut connection, no event twice or missing', async () => {
+    const proxy = await startProxy(new URL(router.ws).port);
+    try {
+      const pub = await connect({ label: 'publisher' });
+      const send = async (from, to) => {
+        for (let i = from; i <= to; i++) await pub.session.publish(`com.resume.t${i % 2}`, [`r${i}`], {}, { acknowledge: true });
+      };
+      const page = await openPage(browser, `http://127.0.0.1:${proxy.port}/`);
+      await page.fill('.console form.subscribe input[name="topic"]', 'com.resume.');
+      await page.click('.console form.subscribe button');
+      await waitInPage(page, () => document.querySelector('.console .subscribe .state')?.dataset.state === 'live', null, 'subscribed');
+      await send(1, 4);
+      await waitInPage(page, (sel) => document.querySelectorAll(`${sel} .row`).length === 4, CONSOLE_VIEW, 'four events');
+      proxy.hold(true);
+      proxy.cut();
+      await waitInPage(page, () => document.querySelector('.console .subscribe .state')?.dataset.state === 'reconnecting', null, 'reconnecting');
+      await send(5, 9);
+      proxy.hold(false);
+      await waitInPage(page, () => document.querySelector('.console .subscribe .state')?.dataset.state === 'live', null, 'live again');
+      await send(10, 11);
+      await waitInPage(page, (sel) => document.querySelectorAll(`${sel} .row`).length >= 11, CONSOLE_VIEW, 'eleven events');
+      const rows = (await shownRows(page, CONSOLE_VIEW, true)).map(([, topic, pos, , payload]) => `${topic} ${pos} ${payload}`);
+      const expected = [];
+      for (let i = 1; i <= 11; i++) expected.push(`com.resume.t${i % 2} ${Math.ceil(i / 2)} r${i}`);
+      assert.deepEqual(rows, expected);
+      assert.equal(await page.evaluate(() => window.workbench.console.feed.repeated), 0);
+      await page.context().close();
+    } finally {
+      await proxy.close();
+    }
   });
 });
 

@@ -6,9 +6,12 @@
 // corked into one write, so a 2-core machine shared with the router and Chromium can
 // offer 10,000 lines/s (autobahn-js writes each message on its own, and could not).
 // Each line is numbered, so the page's last line says whether every line arrived in
-// order. The page
-// measures its own frames (window.workbench.meter, src/meter.ts); Chromium's
-// Performance domain (CDP) gives the main thread's busy time and the JS heap.
+// order. The page measures its own frames (window.workbench.meter, src/meter.ts);
+// Chromium's Performance domain (CDP) gives the main thread's busy time and the JS heap.
+//
+// `page` is a driver: { evaluate(fn, arg), waitFor(fn, arg, what, ms), metrics() }, from
+// overPlaywright(page) below or from ../cdp.mjs (the benchmark's, without Playwright's
+// instrumentation of every WebSocket frame).
 //
 // Importing this file has no side effects (node --test runs it as an empty test file).
 
@@ -49,6 +52,19 @@ export function publisher(url, realm, authid, ticket) {
   });
 }
 
+/** The driver for a Playwright page. */
+export async function overPlaywright(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  return {
+    evaluate: (fn, arg = null) => page.evaluate(fn, arg),
+    waitFor: (fn, arg, what, timeout) => page.waitForFunction(fn, arg, { timeout, polling: 50 }).then(() => {}, () => {
+      throw new Error(`${what}: not within ${timeout} ms`);
+    }),
+    metrics: async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value])),
+  };
+}
+
 /**
  * Publishes lines first..first+rate*seconds-1 to `topic` at `rate` per second while
  * the page (with a tail open on `topic`) measures; waits until the page shows the last
@@ -57,9 +73,7 @@ export function publisher(url, realm, authid, ticket) {
 export async function runLoad(page, session, { topic, rate, seconds, first = 1, drainMs = 15000 }) {
   const total = rate * seconds;
   const last = first + total - 1;
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('Performance.enable');
-  const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
+  const metrics = () => page.metrics();
   const linesBefore = await page.evaluate(() => window.workbench.tail().lines);
   const before = await metrics();
   await page.evaluate(() => window.workbench.meter.start());
@@ -74,7 +88,7 @@ export async function runLoad(page, session, { topic, rate, seconds, first = 1, 
     await sleep(10);
   }
   const publishMs = Date.now() - started;
-  await page.waitForFunction((n) => window.workbench.tail().lines >= n, linesBefore + total, { timeout: drainMs, polling: 50 }).catch(() => {});
+  await page.waitFor((n) => window.workbench.tail().lines >= n, linesBefore + total, 'every line', drainMs).catch(() => {});
   const frames = await page.evaluate(() => window.workbench.meter.stop());
   const after = await metrics();
   const tail = await page.evaluate(() => {
@@ -82,7 +96,6 @@ export async function runLoad(page, session, { topic, rate, seconds, first = 1, 
     const newest = t.view.at(t.view.size - 1);
     return { lines: t.lines, repeated: t.feed.repeated, gap: t.gap, state: t.feed.state, held: t.view.size, newest: newest && newest.text };
   });
-  await cdp.detach();
   const wallS = (after.Timestamp - before.Timestamp) || frames.durationMs / 1000;
   return {
     rate,
