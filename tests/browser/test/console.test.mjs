@@ -45,10 +45,10 @@ describe('the console on realm1', () => {
 
     const page = await openPage(browser, `${httpBase(router)}/`);
     await waitInPage(page, () => document.querySelector('.console .subscribe .state')?.dataset.state === 'live', null, 'the console subscribed');
-    await waitInPage(page, (sel) => document.querySelectorAll(`${sel} .row`).length >= 3, CONSOLE_VIEW, 'three events of history');
+    await waitInPage(page, () => window.workbench.console.view.size === 3, null, 'three events of history');
     await p.publish('com.example.t2', ['e4'], {}, { acknowledge: true, disclose_me: true });
     await p.publish('com.example.deep.t3', ['e5', 5], {}, { acknowledge: true });
-    await waitInPage(page, (sel) => document.querySelectorAll(`${sel} .row`).length >= 5, CONSOLE_VIEW, 'two live events');
+    await waitInPage(page, () => window.workbench.console.view.size === 5, null, 'two live events');
 
     const rows = (await shownRows(page, CONSOLE_VIEW, true)).map(([, topic, pos, publisher, payload]) => [topic, pos, publisher, payload]);
     const who = `${pub.id} (${pub.welcome.authid})`;
@@ -90,10 +90,10 @@ describe('the console on realm1', () => {
     assert.deepEqual(await subscriptionOf('com.example.'), ['com.example.', 'prefix', `${me} (this page)`]);
 
     // The publish box, prefilled: the event comes back to the console, from this page.
-    const before = await page.$$eval(`${CONSOLE_VIEW} .row`, (r) => r.length);
+    const before = await page.evaluate(() => window.workbench.console.view.size);
     await page.click('.console form.publish button');
     await waitInPage(page, () => /^published \(\d+\)$/.test(document.querySelector('.console .publish .result').textContent), null, 'PUBLISHED');
-    await waitInPage(page, ([sel, n]) => document.querySelectorAll(`${sel} .row`).length > n, [CONSOLE_VIEW, before], 'the published event');
+    await waitInPage(page, (n) => window.workbench.console.view.size === n + 1, before, 'the published event');
     const last = (await shownRows(page, CONSOLE_VIEW, true)).at(-1);
     assert.deepEqual(last.slice(1), ['com.example.hello', '1', `${me} (${await page.evaluate(() => document.querySelector('tr.me td:nth-child(2)').textContent)})`, 'hello from the workbench']);
     if (SCREENSHOT_DIR) await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'workbench-console.png') });
@@ -112,11 +112,15 @@ describe('the console on realm1', () => {
         for (let i = from; i <= to; i++) await pub.session.publish(`com.resume.t${i % 2}`, [`r${i}`], {}, { acknowledge: true });
       };
       const page = await openPage(browser, `http://127.0.0.1:${proxy.port}/`);
+      await waitInPage(page, () => document.querySelector('.console .subscribe .state')?.dataset.state === 'live', null, 'the first subscription');
       await page.fill('.console form.subscribe input[name="topic"]', 'com.resume.');
       await page.click('.console form.subscribe button');
-      await waitInPage(page, () => document.querySelector('.console .subscribe .state')?.dataset.state === 'live', null, 'subscribed');
+      await waitInPage(page, () => window.workbench.console.feed.state === 'live' && window.workbench.console.feed.o.topic === 'com.resume.',
+        null, 'subscribed to com.resume.');
       await send(1, 4);
-      await waitInPage(page, (sel) => document.querySelectorAll(`${sel} .row`).length === 4, CONSOLE_VIEW, 'four events');
+      const shown = (n) => waitInPage(page, (n) => window.workbench.console.view.size === n, n, `${n} events`,
+        () => window.workbench.console.view.size);
+      await shown(4);
       proxy.hold(true);
       proxy.cut();
       await waitInPage(page, () => document.querySelector('.console .subscribe .state')?.dataset.state === 'reconnecting', null, 'reconnecting');
@@ -124,7 +128,7 @@ describe('the console on realm1', () => {
       proxy.hold(false);
       await waitInPage(page, () => document.querySelector('.console .subscribe .state')?.dataset.state === 'live', null, 'live again');
       await send(10, 11);
-      await waitInPage(page, (sel) => document.querySelectorAll(`${sel} .row`).length >= 11, CONSOLE_VIEW, 'eleven events');
+      await shown(11);
       const rows = (await shownRows(page, CONSOLE_VIEW, true)).map(([, topic, pos, , payload]) => `${topic} ${pos} ${payload}`);
       const expected = [];
       for (let i = 1; i <= 11; i++) expected.push(`com.resume.t${i % 2} ${Math.ceil(i / 2)} r${i}`);
@@ -135,24 +139,21 @@ describe('the console on realm1', () => {
       await proxy.close();
     }
   });
-});
 
-describe('a router with another WebSocket path', () => {
-  it('serves a page that connects to that path', async () => {
+  it('serves, on a router with another WebSocket path, a page that connects to that path', async () => {
     const config = `[transport]\nws_path = "/wamp"\n\n[[realms]]\nname = "realm1"\nanonymous = "anonymous"\n\n` +
       `[[realms.roles]]\nname = "anonymous"\n[[realms.roles.permissions]]\nuri = ""\nmatch = "prefix"\n` +
       `allow = { call = true, register = true, publish = true, subscribe = true }\n`;
-    const router = await startRouter({ config });
-    const browser = await launchBrowser();
+    const other = await startRouter({ config });
     try {
-      assert.ok(router.ws.endsWith('/wamp'), router.ws);
-      const page = await openPage(browser, `${httpBase(router)}/`);
+      assert.ok(other.ws.endsWith('/wamp'), other.ws);
+      const page = await openPage(browser, `${httpBase(other)}/`);
       await waitInPage(page, () => document.querySelector('#link-state')?.dataset.state === 'open', null, 'the page joined over /wamp',
         () => document.querySelector('#link-state')?.textContent);
       assert.equal(await page.getAttribute('meta[name="switchyard-ws-path"]', 'content'), '/wamp');
+      await page.context().close();
     } finally {
-      await browser.close();
-      await router.stop();
+      await other.stop();
     }
   });
 });

@@ -3,7 +3,7 @@
 // lines then live ones, exactly; following and pausing; resuming after a cut
 // connection with no line repeated or missing; a gap the router reports; revocation
 // when a grant is deleted; a refused login and a revoked token; record changes; and a
-// short burst at 10,000 lines/s.
+// burst of 10,000 lines in one second.
 //
 // The graph (tests/interop/js/test/workbench.mjs, LAB): alice reads project p1, which
 // owns containers c1 and c2; c3 belongs to carol. This suite adds p1's containers
@@ -233,18 +233,18 @@ describe('log tails on the workbench realm', () => {
     await page.context().close();
   });
 
-  it('keeps up with 10,000 lines/s for 3 s: every line once, in order, and the page keeps drawing', async (t) => {
+  it('takes 10,000 lines/s for 1 s: every line once, in order, and the page keeps drawing', async (t) => {
     const page = await login();
     await openTail(page, 'fast', '100');
     const pub = await publisher(router.ws, 'workbench', 'controller-1', SERVICE_TICKETS['controller-1']);
     try {
-      const r = await runLoad(await overPlaywright(page), pub, { topic: 'containers.fast.logs', rate: 10000, seconds: 3, drainMs: 60000 });
+      const r = await runLoad(await overPlaywright(page), pub, { topic: 'containers.fast.logs', rate: 10000, seconds: 1, drainMs: 60000 });
       t.diagnostic(JSON.stringify(r));
-      assert.deepEqual([r.received, r.repeated, r.gap, r.state, r.lastLineShown], [30000, 0, 0, 'live', true], JSON.stringify(r));
+      assert.deepEqual([r.received, r.repeated, r.gap, r.state, r.lastLineShown], [10000, 0, 0, 'live', true], JSON.stringify(r));
       // Every line reached the screen, and no frame froze the page for three seconds
       // (on a machine shared with the router, the publisher and Playwright, which copies
       // every WebSocket frame out of the browser: the benchmark measures without it).
-      assert.equal(r.rowsDrawn, 30000);
+      assert.equal(r.rowsDrawn, 10000);
       assert.ok(r.longestFrameMs < 3000, `the longest frame took ${r.longestFrameMs} ms`);
       assert.deepEqual(page.errors, []);
     } finally {
