@@ -116,7 +116,8 @@ try {
   const token = await wb.token('alice');
   browser = await open(`${router.ws.replace('ws:', 'http:').replace(/\/ws$/, '')}/?realm=workbench`);
   const { page } = browser;
-  await page.waitFor(() => !!document.querySelector('#login'), null, 'the page');
+  // The page's script has run (a form submitted before it would be posted, not joined).
+  await page.waitFor(() => !!window.workbench, null, 'the page');
   if (values.baseline) {
     await page.evaluate(bareSubscriber, [router.ws, token]);
   } else {
