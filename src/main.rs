@@ -48,6 +48,9 @@ enum Command {
         /// TLS private key, PEM (overrides [tls] key).
         #[arg(long, env = "SWITCHYARD_TLS_KEY", requires = "tls_certificate")]
         tls_key: Option<PathBuf>,
+        /// Do not serve the workbench page at / (overrides [http] workbench).
+        #[arg(long, env = "SWITCHYARD_NO_WORKBENCH")]
+        no_workbench: bool,
     },
     /// Check a configuration file and its realms; print every error with file and line.
     CheckConfig {
@@ -163,7 +166,7 @@ fn main() -> ExitCode {
             println!("{}", switchyard::auth::cra::derive_key(password, &salt, iterations, keylen as usize));
             ExitCode::SUCCESS
         }
-        Command::Serve { config, listen, rawsocket, unix, log_format, tls_certificate, tls_key } => {
+        Command::Serve { config, listen, rawsocket, unix, log_format, tls_certificate, tls_key, no_workbench } => {
             let mut cfg = match &config {
                 Some(path) => match Config::load(path) {
                     Ok(c) => c,
@@ -190,6 +193,9 @@ fn main() -> ExitCode {
             }
             if unix.is_some() {
                 cfg.unix = unix;
+            }
+            if no_workbench {
+                cfg.workbench = false;
             }
             if let (Some(certificate), Some(key)) = (tls_certificate, tls_key) {
                 // The files are checked when the server starts, as the file's are.

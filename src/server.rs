@@ -18,6 +18,7 @@ use crate::replay::Store;
 use crate::router::realm::retention;
 use crate::router::{Authorizers, ConnectionLimit, RealmAuth, Router, Stores};
 use crate::transport::tls::Tls;
+use crate::transport::workbench::Page;
 use crate::transport::{fd_limit, http, rawsocket};
 use crate::trim;
 
@@ -87,7 +88,8 @@ impl Server {
         let http_listener = TcpListener::bind(config.listen).await?;
         let websocket = http_listener.local_addr()?;
         let https = tls.as_ref().and_then(|t| t.websocket().cloned());
-        tasks.spawn(http::serve(http_listener, router.clone(), config.ws_path.clone(), https));
+        let page = config.workbench.then(|| Page::new(&config.ws_path));
+        tasks.spawn(http::serve(http_listener, router.clone(), config.ws_path.clone(), https, page));
 
         let rawsocket = match config.rawsocket {
             Some(addr) => {

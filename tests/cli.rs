@@ -141,3 +141,48 @@ async fn the_shipped_config_starts_without_a_database_and_the_workbench_realm_fa
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// `GET path` on the router's HTTP port, with `Connection: close`: the whole response.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// The workbench page is served at / by default; `--no-workbench` (and its variable)
+/// turns it off and leaves /health alone.
+#[test]
+fn the_workbench_page_is_served_unless_turned_off() {
+    let start = |extra: &[&str], env: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--rawsocket", "off"]).args(extra);
+        if let Some(v) = env {
+            cmd.env("SWITCHYARD_NO_WORKBENCH", v);
+        }
+        let (child, ready) = serve(cmd);
+        let addr = ready["websocket"].as_str().unwrap().trim_start_matches("ws://").trim_end_matches("/ws").to_owned();
+        (child, addr)
+    };
+    let stop = |mut child: std::process::Child| {
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+
+    let (child, addr) = start(&[], None);
+    let page = http_get(&addr, "/");
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(page.contains("\r\ncontent-type: text/html; charset=utf-8\r\n"), "{page}");
+    assert!(page.contains("<title>Switchyard workbench</title>"), "{page}");
+    stop(child);
+
+    for (flag, env) in [(&["--no-workbench"][..], None), (&[][..], Some("true"))] {
+        let (child, addr) = start(flag, env);
+        let page = http_get(&addr, "/");
+        assert!(page.starts_with("HTTP/1.1 404 Not Found\r\n"), "{flag:?} {env:?}: {page}");
+        assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200 OK\r\n"));
+        stop(child);
+    }
+}

@@ -48,6 +48,8 @@ pub struct Config {
     pub unix: Option<PathBuf>,
     /// TLS on the TCP listeners (`[tls]`); `None`: every listener speaks plain TCP.
     pub tls: Option<TlsConfig>,
+    /// Serve the workbench page at `/` of the WebSocket/HTTP port (`[http] workbench`).
+    pub workbench: bool,
     pub limits: Limits,
     pub log: LogConfig,
     pub realms: Vec<RealmConfig>,
@@ -545,6 +547,7 @@ impl Default for Config {
             rawsocket: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 8081))),
             unix: None,
             tls: None,
+            workbench: true,
             limits: Limits::default(),
             log: LogConfig::default(),
             realms: vec![RealmConfig::default_realm()],

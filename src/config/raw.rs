@@ -18,6 +18,8 @@ pub(super) struct RawMain {
     pub transport: RawTransport,
     pub tls: Option<RawTls>,
     #[serde(default)]
+    pub http: RawHttp,
+    #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
     pub log: RawLog,
@@ -32,6 +34,13 @@ pub(super) struct RawTransport {
     pub ws_path: Option<Spanned<String>>,
     pub rawsocket: Option<Spanned<String>>,
     pub unix: Option<Spanned<String>>,
+}
+
+/// `[http]`: what the WebSocket port serves over plain HTTP besides the upgrade.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub workbench: Option<bool>,
 }
 
 /// `[tls]`.

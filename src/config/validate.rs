@@ -29,6 +29,9 @@ pub(super) fn build(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
     if let Some(t) = &raw.tls {
         config.tls = super::tls::validate(&src, t, &mut errors);
     }
+    if let Some(w) = raw.http.workbench {
+        config.workbench = w;
+    }
     config.limits = limits(&src, &raw.limits, &mut errors);
     config.log = log(&src, &raw.log, &mut errors);
     let mut realms = RealmSet::default();

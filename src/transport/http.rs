@@ -1,6 +1,7 @@
 //! The HTTP side of the WebSocket port: `/health`, `/metrics`, the HTTP bridge
-//! (`POST /publish`, `POST /call`, `/openapi.json`: `http_bridge`), and the WebSocket
-//! upgrade on the configured path, with each connection served here rather than by
+//! (`POST /publish`, `POST /call`, `/openapi.json`: `http_bridge`), the workbench page
+//! (`workbench`, every other path), and the WebSocket upgrade on the configured path,
+//! with each connection served here rather than by
 //! `axum::serve`, so that it goes through the admission gate and lives under a deadline:
 //! a connection has `handshake_timeout_ms` to send its request and upgrade (or be done
 //! with HTTP), and is closed when a newer connection takes its place at the limit. A
@@ -28,6 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use super::http_bridge::{self, Activity};
 use super::{listener, tls};
 use super::websocket::{self, Connection};
+use super::workbench::Page;
 use crate::router::admission::{Admission, Refusal};
 use crate::router::Router;
 
@@ -40,15 +42,19 @@ const REFUSAL_WAIT: Duration = Duration::from_secs(1);
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 22\r\n\
 connection: close\r\n\r\nsession limit reached\n";
 
-pub fn app(router: Arc<Router>, ws_path: &str) -> axum::Router {
-    axum::Router::new()
+pub fn app(router: Arc<Router>, ws_path: &str, workbench: Option<Page>) -> axum::Router {
+    let app = axum::Router::new()
         .route(ws_path, get(websocket::upgrade))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/publish", post(http_bridge::publish))
         .route("/call", post(http_bridge::call))
         .route("/openapi.json", get(http_bridge::openapi))
-        .with_state(router)
+        .with_state(router);
+    match workbench {
+        Some(page) => app.fallback(move |req: Request<Body>| std::future::ready(page.respond(&req))),
+        None => app,
+    }
 }
 
 async fn health(State(router): State<Arc<Router>>) -> impl IntoResponse {
@@ -68,9 +74,9 @@ async fn metrics(State(router): State<Arc<Router>>) -> impl IntoResponse {
 }
 
 /// Serves HTTP and WebSocket until the router shuts down; HTTPS and wss:// when
-/// `tls` is given.
-pub async fn serve(l: TcpListener, router: Arc<Router>, ws_path: String, tls: Option<TlsAcceptor>) {
-    let app = app(router.clone(), &ws_path);
+/// `tls` is given; the workbench page when `workbench` is.
+pub async fn serve(l: TcpListener, router: Arc<Router>, ws_path: String, tls: Option<TlsAcceptor>, workbench: Option<Page>) {
+    let app = app(router.clone(), &ws_path, workbench);
     let r = router.clone();
     let Some(acceptor) = tls else {
         let serve = move |stream, peer, admission| {

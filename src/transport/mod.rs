@@ -13,6 +13,7 @@ pub mod listener;
 pub mod rawsocket;
 pub mod tls;
 pub mod websocket;
+pub mod workbench;
 pub mod ws_inspect;
 
 pub use crate::router::frames::{CloseReason, FrameReader, FrameWriter, Inbound, TransportError};

@@ -14,7 +14,7 @@ fn unknown_key_names_the_key_and_the_allowed_keys() {
             MAIN,
             1,
             1,
-            "unknown key `realms_dri`, expected one of `realms_dir`, `transport`, `tls`, `limits`, `log`, `realms`"
+            "unknown key `realms_dri`, expected one of `realms_dir`, `transport`, `tls`, `http`, `limits`, `log`, `realms`"
         )]
     );
     assert_eq!(
@@ -82,6 +82,16 @@ fn type_error_stops_the_file() {
             "invalid type: string \"big\", expected i64"
         )]
     );
+}
+
+#[test]
+fn http_workbench_is_a_boolean() {
+    let text = format!("[http]\nworkbench = \"off\"\n{REALM}");
+    assert_eq!(errors(&text), vec![err(MAIN, 2, 13, "invalid type: string \"off\", expected a boolean")]);
+    let text = format!("[http]\nworkbnech = false\n{REALM}");
+    assert_eq!(errors(&text), vec![err(MAIN, 2, 1, "unknown key `workbnech`, expected `workbench`")]);
+    assert!(!parse(&format!("[http]\nworkbench = false\n{REALM}")).unwrap().workbench);
+    assert!(parse(REALM).unwrap().workbench, "on by default");
 }
 
 #[test]

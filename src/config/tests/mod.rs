@@ -216,6 +216,9 @@ ws_path = "/wamp"
 rawsocket = "off"
 unix = "/run/switchyard.sock"
 
+[http]
+workbench = false
+
 [limits]
 max_message_size = 1000
 max_hello_size = 500
@@ -369,6 +372,7 @@ fn full_file_round_trip() {
         rawsocket: None,
         unix: Some(PathBuf::from("/run/switchyard.sock")),
         tls: None,
+        workbench: false,
         limits: Limits {
             max_message_size: 1000,
             max_hello_size: 500,
