@@ -129,7 +129,7 @@ mod tests {
         page.respond(&req.body(()).unwrap())
     }
 
-    fn header<'a>(r: &'a Response<Body>, name: header::HeaderName) -> &'a str {
+    fn header(r: &Response<Body>, name: header::HeaderName) -> &str {
         r.headers().get(name).map_or("", |v| v.to_str().unwrap())
     }
 
