@@ -47,7 +47,10 @@ impl Page {
     pub fn respond<B>(&self, req: &Request<B>) -> Response<Body> {
         let path = req.uri().path();
         let path = if path == "/" { INDEX } else { path };
-        let Some(asset) = self.files.get(path) else {
+        // A WebSocket client at the wrong path gets the 404 it got before the page was
+        // served, not a page it cannot upgrade.
+        let upgrade = req.headers().contains_key(header::UPGRADE);
+        let Some(asset) = self.files.get(path).filter(|_| !upgrade) else {
             return plain(StatusCode::NOT_FOUND, "not found\n");
         };
         if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -126,7 +129,7 @@ mod tests {
         page.respond(&req.body(()).unwrap())
     }
 
-    fn header<'a>(r: &'a Response<Body>, name: header::HeaderName) -> &'a str {
+    fn header(r: &Response<Body>, name: header::HeaderName) -> &str {
         r.headers().get(name).map_or("", |v| v.to_str().unwrap())
     }
 
@@ -185,6 +188,8 @@ mod tests {
         let page = Page::new("/ws");
         assert_eq!(get(&page, "/nope.js", None).status(), StatusCode::NOT_FOUND);
         assert_eq!(get(&page, "/assets/", None).status(), StatusCode::NOT_FOUND);
+        let upgrade = Request::builder().uri("/").header(header::UPGRADE, "websocket").body(()).unwrap();
+        assert_eq!(page.respond(&upgrade).status(), StatusCode::NOT_FOUND, "a WebSocket at the wrong path");
         let post = Request::builder().method(Method::POST).uri("/").body(()).unwrap();
         let r = page.respond(&post);
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);

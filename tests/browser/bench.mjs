@@ -2,7 +2,7 @@
 // 30 s (by default), measured in headless Chromium, for BENCHMARKS.md. Not part of
 // scripts/test (logs.test.mjs runs a few seconds of the same load).
 //
-//   node bench.mjs [--rate 10000] [--seconds 30] [--playwright | --baseline]
+//   node bench.mjs [--rate 10000] [--seconds 30] [--playwright | --baseline | --inject N]
 //
 // A router on the workbench realm (PostgreSQL as the tests get it: DATABASE_URL or a
 // throwaway cluster), alice logged in through the page's form, a tail open on c1 with
@@ -12,8 +12,10 @@
 // the page does. --baseline replaces the workbench page by the least a page can do: a
 // bare WebSocket that joins as alice, subscribes to the same log and counts EVENTs
 // (window.workbench faked for load.mjs, with a frame meter like the page's): what
-// Chromium on this machine can take at that moment, for comparison. Prints one JSON
-// object (the figures of test/load.mjs) on stdout.
+// Chromium on this machine can take at that moment, for comparison. --inject N
+// publishes nothing: it hands N EVENTs for the open log straight to autobahn-js's
+// message handler in the page, with no network, and reports the page's own cost per
+// line. Prints one JSON object (the figures of test/load.mjs) on stdout.
 
 import { parseArgs } from 'node:util';
 
@@ -28,8 +30,28 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '30' },
     playwright: { type: 'boolean', default: false },
     baseline: { type: 'boolean', default: false },
+    inject: { type: 'string' },
   },
 });
+
+/** In the page: n EVENTs for the open log, as the JSON text the router sends, parsed
+ *  and handed to autobahn-js's session as its WebSocket transport does, then to the log
+ *  view, as fast as they go; resolves with the time per EVENT once a frame drew them. */
+async function inject(n) {
+  const session = window.workbench.link.session;
+  const id = Number(Object.keys(session._subscriptions).find((k) => session._subscriptions[k][0].topic === 'containers.c1.logs'));
+  const texts = [];
+  for (let i = 1; i <= n; i++) {
+    const line = `2026-12-03T06:00:00.000Z INFO  worker[3] step=${i} processed batch of 512 records in 4.2 ms (queue 17) seq=${i}`;
+    texts.push(JSON.stringify([36, id, i, { _pos: 1000000 + i }, [line]]));
+  }
+  const before = window.workbench.tail().lines;
+  const t0 = performance.now();
+  for (const text of texts) session._socket.onmessage(JSON.parse(text));
+  const t1 = performance.now();
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return { injected: n, shown: window.workbench.tail().lines - before, usPerEvent: Math.round(((t1 - t0) * 1000 * 10) / n) / 10 };
+}
 
 /** In the page: the bare WebSocket subscriber of --baseline; resolves once subscribed. */
 function bareSubscriber([url, token]) {
@@ -123,10 +145,14 @@ try {
   } else {
     await openLog(page, token);
   }
-  pub = await publisher(router.ws, 'workbench', 'controller-1', SERVICE_TICKETS['controller-1']);
-  const report = await runLoad(page, pub, { topic: 'containers.c1.logs', rate: Number(values.rate), seconds: Number(values.seconds) });
-  const driver = values.baseline ? 'cdp, bare WebSocket page' : values.playwright ? 'playwright' : 'cdp';
-  console.log(JSON.stringify({ chromium: browser.version, driver, ...report }));
+  if (values.inject) {
+    console.log(JSON.stringify({ chromium: browser.version, driver: 'cdp, injected', ...(await page.evaluate(inject, Number(values.inject))) }));
+  } else {
+    pub = await publisher(router.ws, 'workbench', 'controller-1', SERVICE_TICKETS['controller-1']);
+    const report = await runLoad(page, pub, { topic: 'containers.c1.logs', rate: Number(values.rate), seconds: Number(values.seconds) });
+    const driver = values.baseline ? 'cdp, bare WebSocket page' : values.playwright ? 'playwright' : 'cdp';
+    console.log(JSON.stringify({ chromium: browser.version, driver, ...report }));
+  }
 } finally {
   pub?.close();
   await browser?.close();

@@ -141,12 +141,20 @@ describe('log tails on the workbench realm', () => {
     await page.context().close();
   });
 
-  it('resumes after a cut connection with no line repeated or missing', async () => {
+  it('is connecting until the router answers, then resumes after a cut with no line repeated or missing', async () => {
     const proxy = await startProxy(new URL(router.ws).port);
     try {
       await publishLines(controller, 'containers.cut.logs', lines(1, 10));
       const page = await login(`http://127.0.0.1:${proxy.port}`);
-      await openTail(page, 'cut');
+      // Opened while the router cannot be reached: connecting, then live with history.
+      proxy.hold(true);
+      proxy.cut();
+      await waitInPage(page, () => document.querySelector('#link-state').dataset.state === 'reconnecting', null, 'the page lost the router');
+      await page.fill('.containers input[name="id"]', 'cut');
+      await page.click('.containers form button');
+      assert.equal(await state(page), 'connecting');
+      proxy.hold(false);
+      await waitForState(page, 'live');
       await waitForLines(page, 10);
       proxy.hold(true);
       proxy.cut();
