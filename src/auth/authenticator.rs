@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
 
-use super::credentials::Credentials;
+use super::credentials::{constant_time_eq, Credentials};
 use super::error::AuthError;
 use super::throttle::Throttle;
 use super::{cra, cryptosign};
@@ -413,11 +413,6 @@ fn graph_principal(user: String, admin: bool, authmethod: &'static str) -> Princ
         token: None,
         expires_at: None,
     }
-}
-
-/// Compares secrets without an early exit, so timing does not reveal a common prefix.
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

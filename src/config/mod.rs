@@ -13,6 +13,7 @@ mod policy;
 mod principal;
 mod raw;
 mod realm;
+mod limit_reader;
 mod realm_limits;
 mod replay;
 mod tls;

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::raw::RawRealmLimits;
-use super::validate::LimitReader;
+use super::limit_reader::LimitReader;
 use super::{Rate, RealmLimits};
 
 /// Validates a realm's `[limits]` found in `src`.

@@ -6,7 +6,7 @@
 //! a connection has `handshake_timeout_ms` to send its request and upgrade (or be done
 //! with HTTP), and is closed when a newer connection takes its place at the limit. A
 //! connection whose bridge request authenticated is kept open between its requests
-//! instead (`http_bridge::Activity`).
+//! instead (`http_conn::Activity`).
 //! With TLS on, the TLS handshake comes first, inside the same deadline; the plain
 //! listener keeps its own monomorphic path.
 
@@ -26,9 +26,10 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use super::http_bridge::{self, Activity};
+use super::http_bridge;
+use super::http_conn::{Activity, Connection};
 use super::{listener, tls};
-use super::websocket::{self, Connection};
+use super::websocket;
 use super::workbench::Page;
 use crate::router::admission::{Admission, Refusal};
 use crate::router::Router;

@@ -8,6 +8,7 @@
 pub mod fd_limit;
 pub mod http;
 pub mod http_bridge;
+pub mod http_conn;
 pub mod inbound;
 pub mod listener;
 pub mod rawsocket;

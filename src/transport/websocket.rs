@@ -8,7 +8,7 @@
 //! way to put the inspector between the socket and tungstenite.
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -23,6 +23,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message as WsMessage, Utf8Bytes};
 
+use super::http_conn::Connection;
 use super::inbound::InboundLimits;
 use super::ws_inspect::{InboundError, Inspected};
 use super::{CloseReason, FrameReader, FrameWriter, Inbound, TransportError};
@@ -39,16 +40,6 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 16 * 1024;
 
 type Io = Inspected<TokioIo<hyper::upgrade::Upgraded>>;
-
-/// What the HTTP server knows of the connection a request came on: the peer, its
-/// place among the connections, which the upgrade takes over, and its HTTP bridge
-/// requests, which keep it open (`http_bridge::Activity`).
-#[derive(Debug, Clone)]
-pub struct Connection {
-    pub peer: String,
-    pub admission: Arc<Mutex<Option<Admission>>>,
-    pub activity: Arc<super::http_bridge::Activity>,
-}
 
 /// The client's most preferred subprotocol that we speak (its list is in preference
 /// order, RFC 6455 §4.1).

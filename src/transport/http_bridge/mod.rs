@@ -9,7 +9,6 @@
 //! as a WAMP session does. Every answer is counted in `/metrics` by endpoint and status
 //! (`switchyard_http_bridge_requests_total`). See docs/http-bridge.md.
 
-mod activity;
 mod reply;
 mod request;
 
@@ -22,13 +21,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-pub use activity::Activity;
 use crate::router::bridge::{BridgeError, BridgeSession, CallRequest, PublishRequest};
 use crate::router::budget::{MemoryBudget, INBOUND_FREE};
 use crate::router::error::WampError;
 use crate::router::metrics::BridgeLabels;
 use crate::router::Router;
-use super::websocket::Connection;
+use super::http_conn::Connection;
 
 /// The OpenAPI 3 description of the bridge, served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");

@@ -1,3 +1,7 @@
+//! What the HTTP server knows of a connection (`Connection`: its peer, its place among
+//! the connections, which a WebSocket upgrade takes over), and how long an HTTP
+//! connection that serves bridge requests stays open (`Activity`).
+//!
 //! How long an HTTP connection that serves bridge requests stays open. A connection
 //! gets the handshake deadline to send its request and upgrade or be done with HTTP
 //! (`http.rs`); a service posting to the bridge over a keep-alive connection is neither,
@@ -6,9 +10,22 @@
 //! stays open while a request is in flight and for `IDLE` after the last one.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::router::admission::Admission;
+
+/// What the HTTP server knows of the connection a request came on: the peer, its
+/// place among the connections, which the upgrade takes over, and its HTTP bridge
+/// requests, which keep it open (`Activity`).
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub peer: String,
+    pub admission: Arc<Mutex<Option<Admission>>>,
+    pub activity: Arc<Activity>,
+}
 
 /// An idle keep-alive connection of the bridge is closed after this long.
 pub const IDLE: Duration = Duration::from_secs(60);
