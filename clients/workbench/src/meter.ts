@@ -39,6 +39,9 @@ export class FrameMeter {
 
   stop(): FrameReport {
     this.running = false;
+    // The last frame's sample may have been taken before the view drew in that frame
+    // (animation-frame callbacks run in the order they were asked for): read it again.
+    this.drawnNow = this.drawn();
     const t = this.times;
     let dropped = 0;
     let longest = 0;
