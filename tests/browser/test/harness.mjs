@@ -62,9 +62,14 @@ export async function shownRows(page, sel, cells = null) {
         seen.set(Number(row.dataset.n), row.classList.length > 1 && !cells ? `[${[...row.classList].slice(1).join(' ')}] ${value}` : value);
       }
     };
-    v.scrollTop = 0;
-    await frame();
-    await frame();
+    // A view still drawing a batch may snap back to the bottom in the frame after the
+    // scroll (noted for the page, issue 10): scroll to the top until it stays there.
+    for (let tries = 0; tries < 20; tries++) {
+      v.scrollTop = 0;
+      await frame();
+      await frame();
+      if (v.scrollTop === 0) break;
+    }
     for (;;) {
       read();
       if (v.scrollTop + v.clientHeight >= v.scrollHeight - 1) break;
