@@ -18,8 +18,6 @@ killed after it.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import sys
 from pathlib import Path
 
@@ -31,6 +29,7 @@ sys.path.insert(0, str(REPO / "tests" / "interop" / "python"))
 from harness.client import close_all_sessions  # noqa: E402
 from harness.postgres import Postgres, PostgresError  # noqa: E402
 from harness.router import Router, RouterError, router_binary  # noqa: E402
+from harness.runner import run_async_test  # noqa: E402
 from harness.workbench import Workbench  # noqa: E402
 
 from support import LateRouter, kill_all_shippers  # noqa: E402
@@ -102,28 +101,11 @@ def pytest_sessionfinish(session, exitstatus):
         pg.cluster.remove()
 
 
+async def _after_each_test() -> None:
+    await kill_all_shippers()
+    await close_all_sessions()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
-    fn = pyfuncitem.obj
-    if not inspect.iscoroutinefunction(fn):
-        return None
-    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    marker = pyfuncitem.get_closest_marker("deadline")
-    deadline = marker.args[0] if marker else DEFAULT_DEADLINE
-
-    async def run():
-        cm = asyncio.timeout(deadline)
-        try:
-            async with cm:
-                await fn(**kwargs)
-        except TimeoutError:
-            if cm.expired():
-                pytest.fail(f"test did not finish within its {deadline}s deadline",
-                            pytrace=False)
-            raise
-        finally:
-            await kill_all_shippers()
-            await close_all_sessions()
-
-    asyncio.run(run())
-    return True
+    return run_async_test(pyfuncitem, DEFAULT_DEADLINE, _after_each_test)

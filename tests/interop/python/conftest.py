@@ -19,8 +19,6 @@ DEFAULT_DEADLINE seconds, ``@pytest.mark.deadline(n)`` to change it).
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from harness import OBSERVATIONS
 from harness.client import close_all_sessions
 from harness.postgres import Postgres, PostgresError
 from harness.router import Router, RouterError, RouterManager, router_binary
+from harness.runner import run_async_test
 from harness.workbench import Workbench
 
 DEFAULT_DEADLINE = 15.0
@@ -152,29 +151,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
-    fn = pyfuncitem.obj
-    if not inspect.iscoroutinefunction(fn):
-        return None
-    argnames = pyfuncitem._fixtureinfo.argnames
-    kwargs = {name: pyfuncitem.funcargs[name] for name in argnames}
-    marker = pyfuncitem.get_closest_marker("deadline")
-    deadline = marker.args[0] if marker else DEFAULT_DEADLINE
-
-    async def run():
-        cm = asyncio.timeout(deadline)
-        try:
-            async with cm:
-                await fn(**kwargs)
-        except TimeoutError:
-            if cm.expired():
-                pytest.fail(f"test did not finish within its {deadline}s deadline",
-                            pytrace=False)
-            raise
-        finally:
-            await close_all_sessions()
-
-    asyncio.run(run())
-    return True
+    return run_async_test(pyfuncitem, DEFAULT_DEADLINE, close_all_sessions)
 
 
 @pytest.hookimpl(hookwrapper=True)
