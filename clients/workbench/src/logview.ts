@@ -103,16 +103,27 @@ export class LogView<T extends Row> {
   }
 
   private onScroll(): void {
-    // Our own scrolling (following, or keeping the view still while rows leave the
-    // ring) ends where we put it; anything else is the reader's.
-    if (this.el.scrollTop === this.ownScrollTop) return;
-    const atBottom = this.el.scrollTop + this.el.clientHeight >= this.el.scrollHeight - ROW_HEIGHT;
+    if (this.readerScrolled()) this.schedule();
+  }
+
+  /** Whether the reader moved the view since we last scrolled it, deciding from where
+   *  they left it whether the view follows. Our own scrolling (following, or keeping
+   *  the view still while rows leave the ring) ends where we put it; anything else is
+   *  the reader's. Asked by the scroll event and again by each frame, so that the
+   *  reader's scroll counts even when a frame runs before its event: following then
+   *  would put the view back at the bottom, and the event would find it where we put
+   *  it (the reader's scroll lost). */
+  private readerScrolled(): boolean {
+    const top = this.el.scrollTop;
+    if (top === this.ownScrollTop) return false;
+    this.ownScrollTop = top;
+    const atBottom = top + this.el.clientHeight >= this.el.scrollHeight - ROW_HEIGHT;
     if (atBottom !== this.following) {
       this.following = atBottom;
       if (atBottom) this.unseen = 0;
       this.o.onFollow?.(atBottom, this.unseen);
     }
-    this.schedule();
+    return true;
   }
 
   private schedule(): void {
@@ -127,6 +138,7 @@ export class LogView<T extends Row> {
   // Reads the scroll position once, before any write, so the frame forces at most one
   // layout (setting scrollTop needs one), and that one stays inside the view.
   private frame(): void {
+    this.readerScrolled();
     const height = this.count * ROW_HEIGHT;
     const viewHeight = this.viewHeight;
     let top = this.following ? Math.max(0, height - viewHeight) : this.el.scrollTop;
