@@ -27,7 +27,8 @@ pub struct Principal {
     /// Who vouches for the identity (`WELCOME.Details.authprovider`).
     pub authprovider: &'static str,
     /// The credential's identity when the session must end with it (an API token's
-    /// hash): sessions opened with a revoked or expired token are closed.
+    /// hash, a stored key): sessions opened with a revoked or expired token, or with a
+    /// deleted key, are closed.
     pub token: Option<String>,
     /// When the credential expires: the session is closed then.
     pub expires_at: Option<SystemTime>,
@@ -48,6 +49,9 @@ pub struct TokenHolder {
 pub struct KeyHolder {
     pub user: String,
     pub admin: bool,
+    /// The key's identity for revocation: sessions opened with it end when it is
+    /// deleted or given to another user.
+    pub key_id: String,
 }
 
 /// Checks the credentials the permission graph stores: API tokens presented as
@@ -387,7 +391,7 @@ impl Authenticator {
                 Ok(holder) if !claimed.is_empty() && claimed != holder.user => {
                     Err(AuthError::Failed(format!("the key does not belong to '{claimed}'")))
                 }
-                Ok(holder) => Ok(graph_principal(holder.user, holder.admin, "cryptosign")),
+                Ok(holder) => Ok(Principal { token: Some(holder.key_id), ..graph_principal(holder.user, holder.admin, "cryptosign") }),
                 Err(e) => Err(e),
             };
             if let Err(AuthError::Failed(_)) = verdict {

@@ -350,13 +350,15 @@ impl TokenCheck for StubGraph {
 #[tokio::test]
 async fn graph_keys_are_looked_up_later() {
     let other_hex = cryptosign::encode_hex(&pubkey(&OTHER_SEED));
-    let graph = Arc::new(StubGraph { keys: vec![(other_hex.clone(), KeyHolder { user: "gina".into(), admin: true })], ..StubGraph::default() });
+    let graph = Arc::new(StubGraph { keys: vec![(other_hex.clone(), KeyHolder { user: "gina".into(), admin: true, key_id: "key:gina's".into() })], ..StubGraph::default() });
     let a = Authenticator::from_config(&realm(), 3).with_tokens(graph.clone());
     let (_, extra, pending) = challenged(&a, &cryptosign_hello(&OTHER_SEED, None));
     let Verdict::Later(found) = a.authenticate(&pending, &sign_challenge(&OTHER_SEED, &extra), ADDR) else {
         panic!("a graph key is looked up")
     };
-    assert_eq!(found.await, Ok(principal("gina", "admin", "cryptosign", "graph")));
+    // The session carries the key's identity, so that deleting the key ends it.
+    let gina = Principal { token: Some("key:gina's".into()), ..principal("gina", "admin", "cryptosign", "graph") };
+    assert_eq!(found.await, Ok(gina));
     // A bad signature is refused before the database is asked.
     let (_, extra, pending) = challenged(&a, &cryptosign_hello(&OTHER_SEED, None));
     assert_eq!(failed(a.authenticate(&pending, &sign_challenge(&DAVE_SEED, &extra), ADDR)), "invalid cryptosign signature");
@@ -374,7 +376,7 @@ async fn graph_keys_are_looked_up_later() {
 async fn graph_key_refusals_fail_closed() {
     let frank_seed = [7u8; 32];
     let frank_hex = cryptosign::encode_hex(&pubkey(&frank_seed));
-    let disabled = StubGraph { keys: vec![(frank_hex, KeyHolder { user: "frank".into(), admin: false })], ..StubGraph::default() };
+    let disabled = StubGraph { keys: vec![(frank_hex, KeyHolder { user: "frank".into(), admin: false, key_id: "key:frank's".into() })], ..StubGraph::default() };
     let a = Authenticator::from_config(&realm(), 3).with_tokens(Arc::new(disabled));
     let (_, extra, pending) = challenged(&a, &cryptosign_hello(&frank_seed, None));
     let Verdict::Later(found) = a.authenticate(&pending, &sign_challenge(&frank_seed, &extra), ADDR) else { panic!() };

@@ -5,7 +5,8 @@
 //!
 //! - `revocation`: a permission withdrawn ends what depended on it, and nothing else;
 //! - `patterns`: a prefix subscription over protected topics, filtered per object;
-//! - `tokens`: authentication by API token and sessions that end with their token;
+//! - `tokens`: authentication by API token or stored key, and sessions that end with
+//!   their token or key;
 //! - `outage`: the database lost mid-stream and mid-revocation.
 
 #[path = "../common/mod.rs"]
@@ -130,6 +131,37 @@ pub async fn join(server: &Server, authid: Option<&str>, ticket: &str, revocatio
         other => panic!("expected CHALLENGE, got {other:?}"),
     }
     c.send(&Message::Authenticate { signature: ticket.into(), extra: Dict::new() }).await;
+    match c.recv().await {
+        Message::Welcome { session, details } => {
+            c.session = session;
+            c.welcome = details;
+            Ok(c)
+        }
+        Message::Abort { reason, details } => Err((reason, details["message"].as_str().unwrap_or_default().to_owned())),
+        other => panic!("expected WELCOME, got {other:?}"),
+    }
+}
+
+/// A WAMP-Cryptosign join with the Ed25519 key of `seed`, which the graph stores for
+/// some user (`user_keys`).
+pub async fn join_with_key(server: &Server, seed: &[u8; 32]) -> Result<Client, (String, String)> {
+    use ed25519_dalek::{Signer, SigningKey};
+    use switchyard::auth::cryptosign::{decode_hex, encode_hex};
+    let key = SigningKey::from_bytes(seed);
+    let mut c = Client::ws(server, Serializer::Json).await;
+    let extra = dict([("pubkey", encode_hex(&key.verifying_key().to_bytes()).into())]);
+    let details = dict([
+        ("authmethods", Value::List(vec!["cryptosign".into()])),
+        ("authextra", Value::Dict(extra)),
+        ("roles", Value::Dict(dict([("subscriber", Value::Dict(Dict::new()))]))),
+    ]);
+    c.send(&Message::Hello { realm: "workbench".into(), details }).await;
+    let challenge = match c.recv().await {
+        Message::Challenge { extra, .. } => decode_hex(extra["challenge"].as_str().expect("a challenge")).expect("hex"),
+        Message::Abort { reason, details } => return Err((reason, details["message"].as_str().unwrap_or_default().to_owned())),
+        other => panic!("expected CHALLENGE, got {other:?}"),
+    };
+    c.send(&Message::Authenticate { signature: encode_hex(&key.sign(&challenge).to_bytes()), extra: Dict::new() }).await;
     match c.recv().await {
         Message::Welcome { session, details } => {
             c.session = session;

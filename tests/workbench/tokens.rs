@@ -1,4 +1,5 @@
-//! Authentication by API token, and sessions that end with their token or their user.
+//! Authentication by API token or stored Cryptosign key, and sessions that end with
+//! their token, their key or their user.
 
 use super::*;
 use switchyard::auth::graph::GraphStore;
@@ -72,4 +73,40 @@ async fn a_session_ends_when_its_token_expires() {
     expect_goodbye(&mut alice, "the token expired").await;
     let after = started.elapsed();
     assert!(after > Duration::from_millis(1000) && after < Duration::from_millis(2500), "{after:?}");
+}
+
+/// The public key (lower-case hex) of the Ed25519 key of `seed`.
+fn public_hex(seed: &[u8; 32]) -> String {
+    switchyard::auth::cryptosign::encode_hex(&ed25519_dalek::SigningKey::from_bytes(seed).verifying_key().to_bytes())
+}
+
+#[tokio::test]
+async fn a_deleted_or_reassigned_key_closes_the_sessions_it_opened() {
+    let db = support::postgres::Postgres::shared().fresh_db().await;
+    lab(&db.pool).await;
+    let store = GraphStore::from_pool(db.pool.clone());
+    let server = start(&db.url).await;
+    let (k1, k2) = ([11u8; 32], [12u8; 32]);
+    store.add_key("alice", &public_hex(&k1)).await.unwrap();
+    store.add_key("alice", &public_hex(&k2)).await.unwrap();
+    let mut a1 = join_with_key(&server, &k1).await.expect("alice by her first key");
+    let mut a2 = join_with_key(&server, &k2).await.expect("alice by her second key");
+    assert_eq!((a1.welcome["authid"].as_str(), a1.welcome["authmethod"].as_str()), (Some("alice"), Some("cryptosign")));
+    let mut by_token = user(&server, &db.pool, "alice").await;
+
+    // A comment changes nothing.
+    sql(&db.pool, &format!("update user_keys set comment = 'laptop' where pubkey = '{}'", public_hex(&k1))).await;
+    nothing_within(&mut a1, 100).await;
+
+    sql(&db.pool, &format!("delete from user_keys where pubkey = '{}'", public_hex(&k1))).await;
+    expect_goodbye(&mut a1, "the key was deleted").await;
+    nothing_within(&mut a2, 100).await;
+    assert_eq!(join_with_key(&server, &k1).await.err(), Some(("wamp.error.authentication_failed".into(), "unknown cryptosign key".into())));
+
+    sql(&db.pool, &format!("update user_keys set user_id = 'bob' where pubkey = '{}'", public_hex(&k2))).await;
+    expect_goodbye(&mut a2, "the key was given to another user").await;
+    nothing_within(&mut by_token, 100).await;
+    let bob = join_with_key(&server, &k2).await.expect("bob by the key now his");
+    assert_eq!(bob.welcome["authid"].as_str(), Some("bob"));
+    assert_eq!(common::metric(&server, "sessions_closed_by_router"), 2);
 }

@@ -116,7 +116,8 @@ pub struct Applied {
     pub recheck: HashSet<String>,
     /// Users now disabled, unknown or no longer users: their sessions end.
     pub gone: HashSet<String>,
-    /// Token hashes a change touched, with the nodes (users) it touched.
+    /// Credentials a change touched (token hashes, `key:<pubkey>`), with the nodes
+    /// (users) it touched.
     pub tokens: Vec<(Vec<String>, Vec<String>)>,
 }
 
@@ -346,13 +347,15 @@ impl GraphCache {
     /// change, exactly as they did before its notification arrived: a change counts as
     /// processed once its entries are replaced, and from then on no answer predates it.
     /// (Dropping them at once instead would hold back every event of every user a
-    /// change merely names, for the time of a query.) Token rows touch no permission.
+    /// change merely names, for the time of a query.) Rows of the credential tables
+    /// (tokens, user_keys) touch no permission.
     pub fn apply(&self, changes: &[Change]) -> Dropped {
         let mut dropped = Dropped::default();
         for c in changes.iter().filter(|c| !c.tokens.is_empty()) {
             dropped.tokens.push((c.tokens.clone(), c.touched.clone()));
         }
-        let permissions: Vec<&Change> = changes.iter().filter(|c| c.table != "tokens").collect();
+        let permissions: Vec<&Change> =
+            changes.iter().filter(|c| c.table != "tokens" && c.table != "user_keys").collect();
         if permissions.is_empty() {
             return dropped;
         }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 
 use super::cache::{Applied, GraphCache};
+use super::keys::KEY_CREDENTIAL;
 use super::{GraphError, GraphStore, CHANNEL};
 use crate::auth::{ChangeFeed, Ending};
 
@@ -121,8 +122,19 @@ async fn announce(store: &GraphStore, feed: &ChangeFeed, applied: Applied) -> Re
     for user in applied.recheck.difference(&applied.gone) {
         feed.recheck(user);
     }
-    for (hashes, users) in &applied.tokens {
-        for hash in hashes {
+    for (credentials, users) in &applied.tokens {
+        for credential in credentials {
+            if let Some(pubkey) = credential.strip_prefix(KEY_CREDENTIAL) {
+                // Deleted, or now another user's: the sessions its user (old or new, among
+                // the nodes the change touched) opened with it end.
+                let owner = store.key_user(pubkey).await?;
+                for user in users.iter().filter(|u| owner.as_ref() != Some(*u)) {
+                    let message = if owner.is_some() { "the key was given to another user" } else { "the key was deleted" };
+                    feed.end(Ending { authid: user.clone(), token: Some(credential.clone()), message: message.into() });
+                }
+                continue;
+            }
+            let hash = credential;
             match store.token_withdrawn(hash).await? {
                 Withdrawn::No => {}
                 Withdrawn::Yes(user, why) => feed.end(Ending { authid: user, token: Some(hash.clone()), message: why.into() }),

@@ -1,6 +1,7 @@
 //! WAMP-Cryptosign public keys of the platform's users (`user_keys`, migration 0003):
 //! which user a key logs in as. Read once per login, never cached, so a key the
-//! platform deletes, or a user it disables, opens no new session.
+//! platform deletes, or a user it disables, opens no new session; the sessions a key
+//! opened end when it is deleted or given to another user (migration 0004, `follow.rs`).
 
 use thiserror::Error;
 
@@ -28,7 +29,24 @@ pub enum KeyError {
     Graph(#[from] GraphError),
 }
 
+/// How the change log and a session name a key as the credential it was opened with
+/// (beside API token hashes, which never start with `key:`).
+pub const KEY_CREDENTIAL: &str = "key:";
+
+/// The credential identity of `pubkey` (64 lower-case hex digits).
+pub fn key_credential(pubkey: &str) -> String {
+    format!("{KEY_CREDENTIAL}{pubkey}")
+}
+
 impl GraphStore {
+    /// The user `pubkey` now belongs to, whatever their state (`None`: no such key).
+    pub async fn key_user(&self, pubkey: &str) -> Result<Option<String>, GraphError> {
+        Ok(sqlx::query_scalar("select user_id from user_keys where pubkey = $1")
+            .bind(pubkey)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// The user `pubkey` (64 lower-case hex digits) logs in as, if it may now.
     pub async fn lookup_key(&self, pubkey: &str) -> Result<KeyInfo, KeyError> {
         let row: Option<(String, bool, bool, bool)> = sqlx::query_as(

@@ -77,7 +77,7 @@ impl TokenCheck for GraphTokens {
                 return Err(AuthError::Unavailable("cannot check the key: the permission database is unavailable".into()));
             }
             match cache.store.lookup_key(&pubkey).await {
-                Ok(info) => Ok(KeyHolder { user: info.user_id, admin: info.is_admin }),
+                Ok(info) => Ok(KeyHolder { user: info.user_id, admin: info.is_admin, key_id: super::keys::key_credential(&pubkey) }),
                 Err(KeyError::Graph(e)) => Err(AuthError::Unavailable(format!("cannot check the key: {e}"))),
                 Err(e) => Err(AuthError::Failed(e.to_string())),
             }
