@@ -1,6 +1,7 @@
 //! Resource exhaustion by hostile or clumsy peers, and what each gets: idle and slow
 //! handshakes, the connection limit and its evictions, large messages before a session,
-//! half-sent frames, the process memory budget, and WebSocket framing violations.
+//! half-sent frames, the process memory budget, WebSocket framing violations, and JSON
+//! that is not text.
 
 mod common;
 
@@ -261,6 +262,29 @@ async fn websocket_framing_violations_close_with_1002_or_1007_and_a_reason() {
         c.send_wire(&bytes).await;
         assert_eq!(c.expect_ws_close().await, Some((code, reason.to_owned())), "case {i}");
         assert_eq!(metric(&server, "protocol_violations"), i as u64 + 1);
+    }
+}
+
+/// JSON goes to WebSocket peers as text frames made from its bytes, unchecked there
+/// (transport/websocket.rs): bytes that are not UTF-8 must be stopped where they enter.
+/// A RawSocket frame has no text check of its own.
+#[tokio::test]
+async fn json_that_is_not_utf8_from_a_rawsocket_peer_never_reaches_a_websocket_one() {
+    let server = start(|_| {}).await;
+    let mut sub = Client::join_ws(&server, Serializer::Json).await;
+    let subscription = sub.subscribe("com.example.text", Dict::new()).await;
+    let mut raw = Client::raw(&server, Serializer::Json, 15).await;
+    raw.join("realm1", Dict::new()).await;
+    raw.send_bytes(b"[16,1,{},\"com.example.text\",[\"\xff\"]]").await;
+    let why = raw.expect_abort("wamp.error.protocol_violation").await;
+    assert_eq!(why, "cannot decode message: malformed json: invalid utf-8 sequence of 1 bytes from index 30");
+    let mut good = Client::join_ws(&server, Serializer::Json).await;
+    good.publish("com.example.text", Dict::new(), vec![Value::Str("é".into())]).await;
+    match sub.recv().await {
+        Message::Event { subscription: s, payload, .. } => {
+            assert_eq!((s, common::args_of(&payload)), (subscription, vec![Value::Str("é".into())]));
+        }
+        other => panic!("expected the good EVENT first, got {other:?}"),
     }
 }
 

@@ -459,3 +459,25 @@ async fn the_replay_and_graph_migrations_share_a_database_in_either_order() {
         sqlx::query_scalar("select version from _sqlx_migrations order by version").fetch_all(&db.pool).await.unwrap();
     assert_eq!(versions, vec![1, 2, 3, 4, 1_000_001]);
 }
+
+#[tokio::test]
+async fn a_row_changed_into_something_unsendable_is_refused_on_load() {
+    let db = Postgres::shared().fresh_db().await;
+    let retention = Retention::new(vec![rule("logs.", MatchPolicy::Prefix, limits(100, None, true))], 1 << 20);
+    let nobody = Arc::new(Dict::new());
+    let line = |pos, seq| {
+        let args = Args { args: payload(Serializer::Json, Value::List(vec![Value::Str("line".into())])), kwargs: None };
+        event("logs.a", pos, seq, now_micros(), &nobody, args, false)
+    };
+    let store = Durable::open(&db.url, "realm1", SMALL).await.unwrap();
+    write_all(&store, &[line(1, 1), line(2, 2)]).await;
+    drop(store);
+    // JSON goes to WebSocket peers as text without another check: bytes that are not
+    // UTF-8 must not come back from the database, nor a list that is not one.
+    sqlx::query("update replay_events set args = '\\x5b22ff225d'::bytea where pos = 2").execute(&db.pool).await.unwrap();
+    let refused = Durable::open(&db.url, "realm1", SMALL).await.unwrap().load(&retention).await.unwrap_err();
+    assert_eq!(refused.to_string(), "malformed replay row (topic \"logs.a\", position 2): args are not UTF-8");
+    sqlx::query("update replay_events set args = '\\x7b7d'::bytea where pos = 2").execute(&db.pool).await.unwrap();
+    let refused = Durable::open(&db.url, "realm1", SMALL).await.unwrap().load(&retention).await.unwrap_err();
+    assert_eq!(refused.to_string(), "malformed replay row (topic \"logs.a\", position 2): args are not a list");
+}

@@ -161,13 +161,19 @@ fn event(
         }
     };
     // Payloads were checked when they were published and are kept as received; only
-    // their kind is checked here (one byte), not decoded.
+    // their kind is checked here (one byte), not decoded, and JSON's text for UTF-8: a
+    // JSON frame goes out to WebSocket peers without another check
+    // (transport/websocket.rs), so a row changed in the database must not bring bytes
+    // that are not text.
+    let text = |b: &[u8]| serializer != Serializer::Json || std::str::from_utf8(b).is_ok();
     let args = match args {
         Some(b) if !serializer.is_list(&b) => return Err(bad("args are not a list".into())),
+        Some(b) if !text(&b) => return Err(bad("args are not UTF-8".into())),
         b => b.map(|b| Payload::from_encoded(serializer, Bytes::from(b))),
     };
     let kwargs = match kwargs {
         Some(b) if !serializer.is_dict(&b) => return Err(bad("kwargs are not a dict".into())),
+        Some(b) if !text(&b) => return Err(bad("kwargs are not UTF-8".into())),
         b => b.map(|b| Payload::from_encoded(serializer, Bytes::from(b))),
     };
     Ok(StoredEvent {
