@@ -30,14 +30,18 @@ fn main() {
         if rel.ends_with(".gz") {
             continue;
         }
+        // Named from the manifest's folder at compile time, not by the absolute path
+        // seen now: a target folder shared by two checkouts (a worktree) must not embed
+        // the other checkout's files when this script is not run again.
+        let embed = |rel: &str| format!("include_bytes!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?}))", format!("/{DIST}/{rel}"));
         let gz = PathBuf::from(format!("{}.gz", file.display()));
-        let gzip = if gz.is_file() { format!("Some(include_bytes!({:?}))", gz.display().to_string()) } else { "None".to_owned() };
+        let gzip = if gz.is_file() { format!("Some({})", embed(&format!("{rel}.gz"))) } else { "None".to_owned() };
         writeln!(
             table,
-            "    Asset {{ path: {:?}, content_type: {:?}, body: include_bytes!({:?}), gzip: {gzip} }},",
+            "    Asset {{ path: {:?}, content_type: {:?}, body: {}, gzip: {gzip} }},",
             format!("/{rel}"),
             content_type(&rel),
-            file.display().to_string(),
+            embed(&rel),
         )
         .expect("write to a String");
     }
