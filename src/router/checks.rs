@@ -1,10 +1,14 @@
 //! The checks of a URI a client sends (length, syntax under the configured rules, the
-//! router's reserved namespace) and the reading of an authorizer's answer, shared by
-//! WAMP sessions and the HTTP bridge so that both hold requests to the same rules.
+//! router's reserved namespace), the reading of an authorizer's answer, and whether a
+//! durable topic can take a publication, shared by WAMP sessions and the HTTP bridge so
+//! that both hold requests to the same rules.
 
 use super::error::WampError;
+use super::metrics::Metrics;
 use crate::auth::{Action, Decision, Undecided};
 use crate::config::Limits;
+use crate::replay::durable::Durable;
+use crate::replay::{ReplayError, Store};
 use crate::wamp::uri::{self, MatchPolicy};
 
 /// At most `max_uri_length` bytes.
@@ -45,6 +49,21 @@ pub fn permitted(d: Result<Decision, Undecided>, action: Action, uri: &str) -> R
         Ok(_) => Err(WampError::NotAuthorized { action: action.as_str(), uri: uri.to_owned() }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The durable writer whose bounded queue a publication to `topic` must take a place
+/// in first (`None`: the topic is not durable). While the event store is offline a
+/// durable topic's publication is refused, and counted: it could not be kept.
+pub fn durable_queue<'a>(store: &'a Store, metrics: &Metrics, topic: &str) -> Result<Option<&'a Durable>, WampError> {
+    store.durable_for(topic).map_err(|offline| {
+        metrics.publications_refused_offline.inc();
+        WampError::Unavailable(format!("{offline}: the topic is durable, so the event is refused"))
+    })
+}
+
+/// Why a publication waiting for a place in the durable writer's queue got none.
+pub fn no_place(e: ReplayError) -> WampError {
+    WampError::Unavailable(format!("the event store cannot take the event: {e}"))
 }
 
 #[cfg(test)]

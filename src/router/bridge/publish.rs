@@ -35,16 +35,12 @@ impl BridgeSession {
         let decision = self.authorize(Action::Publish, &req.topic).await?;
         // A durable topic's publication first takes a place in the database writer's
         // bounded queue, waiting for one when it is full: the publisher's backpressure.
-        let slot = match realm.broker.store().durable_for(&req.topic) {
-            Ok(None) => None,
-            Ok(Some(durable)) => match durable.try_reserve() {
+        let slot = match checks::durable_queue(realm.broker.store(), &self.router.metrics, &req.topic)? {
+            None => None,
+            Some(durable) => match durable.try_reserve() {
                 Some(slot) => Some(slot),
-                None => Some(durable.reserve().await.map_err(|e| WampError::Unavailable(format!("the event store cannot take the event: {e}")))?),
+                None => Some(durable.reserve().await.map_err(checks::no_place)?),
             },
-            Err(offline) => {
-                self.router.metrics.publications_refused_offline.inc();
-                return Err(WampError::Unavailable(format!("{offline}: the topic is durable, so the event is refused")).into());
-            }
         };
         let p = Publication::from_options(&self.handle, &req.topic, &req.options, req.payload, decision.disclose, None, slot)?;
         let published = realm.broker.publish(p);

@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use super::holdings::{Grounds, Holding};
 use super::{Flow, Resume, Session};
 use crate::auth::{Action, Check, Decision, Request, Undecided};
-use crate::router::checks::permitted;
+use crate::router::checks::{self, permitted};
 use crate::router::broker::{Attach, Publication, Start};
 use crate::router::meta;
 use crate::replay::durable::Slot;
@@ -190,7 +190,7 @@ impl Session {
 
     /// A URI the client publishes or registers to (`checks::own_uri`).
     fn check_own_uri(&self, uri: &str, policy: MatchPolicy) -> Result<(), WampError> {
-        crate::router::checks::own_uri(&self.router.limits, uri, policy)
+        checks::own_uri(&self.router.limits, uri, policy)
     }
 
     /// The guard of a new holding (if its events or calls are decided one by one), and
@@ -224,13 +224,10 @@ impl Asking for Publish {
         // A durable topic's publication first takes a place in the database writer's
         // bounded queue; when it is full, this session waits (reading nothing more)
         // until a batch commits: the publisher's backpressure.
-        let durable = match realm.broker.store().durable_for(&self.topic) {
+        let durable = match checks::durable_queue(realm.broker.store(), &s.router.metrics, &self.topic) {
             Ok(Some(durable)) => durable,
             Ok(None) => return self.publish(s, realm, me, d, None),
-            Err(offline) => {
-                s.router.metrics.publications_refused_offline.inc();
-                return self.refused(s, me, WampError::Unavailable(format!("{offline}: the topic is durable, so the event is refused")));
-            }
+            Err(e) => return self.refused(s, me, e),
         };
         if let Some(slot) = durable.try_reserve() {
             return self.publish(s, realm, me, d, Some(slot));
@@ -242,7 +239,7 @@ impl Asking for Publish {
                 let Some((realm, me)) = s.established() else { return Flow::Continue };
                 match slot {
                     Ok(slot) => self.publish(s, &realm, &me, d, Some(slot)),
-                    Err(e) => self.refused(s, &me, WampError::Unavailable(format!("the event store cannot take the event: {e}"))),
+                    Err(e) => self.refused(s, &me, checks::no_place(e)),
                 }
             });
             rest
