@@ -124,26 +124,35 @@ async fn announce(store: &GraphStore, feed: &ChangeFeed, applied: Applied) -> Re
     }
     for (credentials, users) in &applied.tokens {
         for credential in credentials {
-            if let Some(pubkey) = credential.strip_prefix(KEY_CREDENTIAL) {
-                // Deleted, or now another user's: the sessions its user (old or new, among
-                // the nodes the change touched) opened with it end.
-                let owner = store.key_user(pubkey).await?;
-                for user in users.iter().filter(|u| owner.as_ref() != Some(*u)) {
-                    let message = if owner.is_some() { "the key was given to another user" } else { "the key was deleted" };
-                    feed.end(Ending { authid: user.clone(), token: Some(credential.clone()), message: message.into() });
-                }
-                continue;
+            match credential.strip_prefix(KEY_CREDENTIAL) {
+                Some(pubkey) => end_key_sessions(store, feed, credential, pubkey, users).await?,
+                None => end_token_sessions(store, feed, credential, users).await?,
             }
-            let hash = credential;
-            match store.token_withdrawn(hash).await? {
-                Withdrawn::No => {}
-                Withdrawn::Yes(user, why) => feed.end(Ending { authid: user, token: Some(hash.clone()), message: why.into() }),
-                // Deleted: the change names its user among the nodes it touched.
-                Withdrawn::Deleted => {
-                    for user in users {
-                        feed.end(Ending { authid: user.clone(), token: Some(hash.clone()), message: "the token was deleted".into() });
-                    }
-                }
+        }
+    }
+    Ok(())
+}
+
+/// A key deleted, or now another user's: the sessions its user (old or new, among the
+/// nodes the change touched) opened with it end.
+async fn end_key_sessions(store: &GraphStore, feed: &ChangeFeed, credential: &str, pubkey: &str, users: &[String]) -> Result<(), GraphError> {
+    let owner = store.key_user(pubkey).await?;
+    for user in users.iter().filter(|u| owner.as_ref() != Some(*u)) {
+        let message = if owner.is_some() { "the key was given to another user" } else { "the key was deleted" };
+        feed.end(Ending { authid: user.clone(), token: Some(credential.to_owned()), message: message.into() });
+    }
+    Ok(())
+}
+
+/// A token revoked, expired or deleted: the sessions opened with it end.
+async fn end_token_sessions(store: &GraphStore, feed: &ChangeFeed, hash: &str, users: &[String]) -> Result<(), GraphError> {
+    match store.token_withdrawn(hash).await? {
+        Withdrawn::No => {}
+        Withdrawn::Yes(user, why) => feed.end(Ending { authid: user, token: Some(hash.to_owned()), message: why.into() }),
+        // Deleted: the change names its user among the nodes it touched.
+        Withdrawn::Deleted => {
+            for user in users {
+                feed.end(Ending { authid: user.clone(), token: Some(hash.to_owned()), message: "the token was deleted".into() });
             }
         }
     }
