@@ -2,8 +2,7 @@
 //! the connections, which a WebSocket upgrade takes over), and how long an HTTP
 //! connection that serves bridge requests stays open (`Activity`).
 //!
-//! How long an HTTP connection that serves bridge requests stays open. A connection
-//! gets the handshake deadline to send its request and upgrade or be done with HTTP
+//! A connection gets the handshake deadline to send its request and upgrade or be done with HTTP
 //! (`http.rs`); a service posting to the bridge over a keep-alive connection is neither,
 //! so once one of its requests has been authenticated the connection is treated like an
 //! established session: it can no longer be evicted at the connection limit, and it
