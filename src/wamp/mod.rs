@@ -15,6 +15,7 @@ pub mod ppt;
 pub mod serializer;
 pub mod uri;
 pub mod value;
+pub mod writer;
 
 pub use error::DecodeError;
 pub use message::{Args, Message};

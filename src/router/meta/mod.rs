@@ -78,12 +78,15 @@ fn by_policy(ids: [Vec<u64>; 3]) -> Value {
 pub struct MetaResult {
     pub args: Vec<Value>,
     pub kwargs: Dict,
+    /// RESULT.Arguments already written in the caller's serializer (`args` is then
+    /// empty): for long results, which a `Value` tree would make slow.
+    pub encoded_args: Option<Payload>,
 }
 
 impl MetaResult {
     /// One positional result.
     pub fn one(v: Value) -> MetaResult {
-        MetaResult { args: vec![v], kwargs: Dict::new() }
+        MetaResult { args: vec![v], ..MetaResult::default() }
     }
 
     /// No result.
@@ -185,8 +188,12 @@ impl Procedure {
     ) -> Result<Message, WampError> {
         let result = (self.run)(&mut MetaCall { realm, caller, testaments, args, kwargs, uri: self.uri })?;
         let ser = caller.serializer;
+        let args = match result.encoded_args {
+            Some(encoded) => Some(encoded),
+            None => (!result.args.is_empty() || !result.kwargs.is_empty()).then(|| Payload::from_value(ser, &Value::List(result.args))),
+        };
         let payload = Args {
-            args: (!result.args.is_empty() || !result.kwargs.is_empty()).then(|| Payload::from_value(ser, &Value::List(result.args))),
+            args,
             kwargs: (!result.kwargs.is_empty()).then(|| Payload::from_value(ser, &Value::Dict(result.kwargs))),
         };
         Ok(Message::Result { request, details: Dict::new(), payload })

@@ -2,13 +2,16 @@
 
 use std::time::SystemTime;
 
+use bytes::Bytes;
+
 use super::events::subscription_details;
 use super::{by_policy, MetaCall, MetaResult};
 use crate::replay::time;
-use crate::router::broker::HistoryQuery;
+use crate::router::broker::{History, HistoryQuery};
 use crate::router::error::WampError;
 use crate::wamp::ids::{PublicationId, SubscriptionId};
-use crate::wamp::{Dict, Value};
+use crate::wamp::writer::Writer;
+use crate::wamp::{DecodeError, Payload, Serializer, Value};
 
 /// `wamp.subscription.get_events(subscription, limit?)` with the keyword filters
 /// `limit`, `reverse`, `after_time`, `before_time`, `after_publication`,
@@ -43,27 +46,62 @@ pub fn get_events(call: &mut MetaCall<'_>) -> Result<MetaResult, WampError> {
         before_publication: int(call.kwargs.get("before_publication"), "before_publication")?.map(PublicationId),
     };
     let history = call.realm.broker.history(call.caller.id, SubscriptionId(id), &q)?;
-    let mut events: Vec<Value> = Vec::with_capacity(history.events.len());
-    for ev in &history.events {
-        let mut e: Dict = (*ev.publisher).clone();
-        e.insert("subscription".into(), Value::UInt(id));
-        e.insert("publication".into(), Value::UInt(ev.publication.0));
-        e.insert("topic".into(), Value::Str(ev.topic.to_string()));
-        e.insert("timestamp".into(), Value::Str(time::format(ev.published_at)));
-        e.insert("_pos".into(), Value::UInt(ev.pos.0));
-        let decode = |p: Option<&crate::wamp::Payload>| p.map(|p| p.to_value()).transpose();
-        let args = decode(ev.payload.args.as_ref()).map_err(|e| WampError::Unavailable(format!("stored event cannot be decoded: {e}")))?;
-        let kwargs = decode(ev.payload.kwargs.as_ref()).map_err(|e| WampError::Unavailable(format!("stored event cannot be decoded: {e}")))?;
-        e.insert("args".into(), args.unwrap_or(Value::List(Vec::new())));
-        e.insert("kwargs".into(), kwargs.unwrap_or(Value::Dict(Dict::new())));
-        events.push(Value::Dict(e));
-    }
-    if history.gap > 0 {
-        if let Some(Value::Dict(first)) = events.first_mut() {
-            first.insert("_gap".into(), Value::UInt(history.gap));
+    let args = history_list(call.caller.serializer, id, &history)
+        .map_err(|e| WampError::Unavailable(format!("stored event cannot be decoded: {e}")))?;
+    Ok(MetaResult { encoded_args: Some(args), ..MetaResult::default() })
+}
+
+/// RESULT.Arguments of `get_events`, `[[event, ...]]`, written straight in the caller's
+/// serializer: stored payloads in that serializer are copied as they are (ten thousand
+/// events would otherwise be ten thousand maps built, and as many payloads decoded and
+/// encoded again).
+fn history_list(ser: Serializer, subscription: u64, history: &History) -> Result<Payload, DecodeError> {
+    let size: usize = history.events.iter().map(|e| 160 + e.topic.len() + e.payload.len()).sum();
+    let mut w = Writer::new(ser, size + 16);
+    w.list(1);
+    w.list(history.events.len());
+    for (i, ev) in history.events.iter().enumerate() {
+        let gap = (i == 0 && history.gap > 0).then_some(history.gap);
+        w.dict(ev.publisher.len() + 7 + usize::from(gap.is_some()));
+        for (k, v) in ev.publisher.iter() {
+            w.key(k);
+            w.value(v);
         }
+        w.key("subscription");
+        w.uint(subscription);
+        w.key("publication");
+        w.uint(ev.publication.0);
+        w.key("topic");
+        w.str(&ev.topic);
+        w.key("timestamp");
+        w.str(&time::format(ev.published_at));
+        w.key("_pos");
+        w.uint(ev.pos.0);
+        w.key("args");
+        match &ev.payload.args {
+            Some(p) => w.payload(p)?,
+            None => {
+                w.list(0);
+                w.end();
+            }
+        }
+        w.key("kwargs");
+        match &ev.payload.kwargs {
+            Some(p) => w.payload(p)?,
+            None => {
+                w.dict(0);
+                w.end();
+            }
+        }
+        if let Some(gap) = gap {
+            w.key("_gap");
+            w.uint(gap);
+        }
+        w.end();
     }
-    Ok(MetaResult { args: vec![Value::List(events)], kwargs: Dict::new() })
+    w.end();
+    w.end();
+    Ok(Payload::from_encoded(ser, Bytes::from(w.finish())))
 }
 
 /// `wamp.subscription.list()`: `{exact, prefix, wildcard}` lists of ids.
