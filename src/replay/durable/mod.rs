@@ -7,7 +7,7 @@
 //! beforehand ([`Durable::reserve`] waits for one: that is the publishers'
 //! backpressure). The writer takes everything queued (at most `batch` events), inserts
 //! it with one statement, and then resolves the [`Commit`] of every event of the batch
-//! at once: one `watch` channel per batch, not one allocation per event.
+//! at once, running the callbacks its events left (`done.rs`): no task per event.
 //!
 //! A batch that fails (the database is down, a constraint is violated) fails the
 //! `Commit` of each of its events with the same [`ReplayError`], and those events are
@@ -18,12 +18,14 @@
 //! history. The writer reconnects for its next batch.
 //!
 //! - `writer`: the writer task, the batch's columns and its one statement.
+//! - `done`: a batch's outcome and the callbacks waiting for it.
 //! - `read`: `load` and `prune`, and turning rows back into events.
 //!
 //! The schema is `replay/migrations/`, applied by [`MIGRATOR`] on [`Durable::open`].
 //! `StoredEvent::excluded` is not stored (a session id means nothing after a restart):
 //! loaded events have `None`.
 
+mod done;
 mod read;
 mod writer;
 
@@ -34,9 +36,11 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::{Position, ReplayError, Seq, StoredEvent};
+pub use done::Commit;
+use done::Finisher;
 
 /// The schema of `replay/migrations/`, embedded in the binary. It shares sqlx's
 /// migrations table with the permission graph's migrator, so each ignores the other's
@@ -96,32 +100,6 @@ pub struct DurableStats {
 /// not wait. Dropping an unused slot gives the place back.
 #[derive(Debug)]
 pub struct Slot(OwnedSemaphorePermit);
-
-/// The outcome of one written event's batch: `wait` resolves once the batch is
-/// committed (`Ok`) or has failed (the batch's error, or `WriterStopped`). Dropping a
-/// `Commit` changes nothing about the write. Cheap: a receiver of the batch's channel.
-#[derive(Debug)]
-pub struct Commit(Outcome);
-
-#[derive(Debug)]
-enum Outcome {
-    Pending(watch::Receiver<Option<Result<(), ReplayError>>>),
-    Ready(Result<(), ReplayError>),
-}
-
-impl Commit {
-    /// Waits for the event's batch to be committed or to fail.
-    pub async fn wait(self) -> Result<(), ReplayError> {
-        match self.0 {
-            Outcome::Ready(r) => r,
-            Outcome::Pending(mut rx) => match rx.wait_for(Option::is_some).await {
-                Ok(done) => done.clone().unwrap_or(Err(ReplayError::WriterStopped)),
-                // The writer went away without an outcome for this batch.
-                Err(_) => Err(ReplayError::WriterStopped),
-            },
-        }
-    }
-}
 
 impl std::fmt::Debug for Durable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -183,7 +161,7 @@ struct Batch {
     events: Vec<Arc<StoredEvent>>,
     /// The events' `cost`, summed.
     bytes: usize,
-    done: watch::Sender<Option<Result<(), ReplayError>>>,
+    done: Finisher,
 }
 
 impl Shared {
@@ -272,19 +250,20 @@ impl Durable {
         if queue.stopped {
             drop(queue);
             shared.room.add_permits(1);
-            return Commit(Outcome::Ready(Err(ReplayError::WriterStopped)));
+            return Commit::ready(Err(ReplayError::WriterStopped));
         }
         let was_empty = queue.batches.is_empty();
-        let rx = match queue.batches.back_mut() {
+        let commit = match queue.batches.back_mut() {
             Some(last) if last.events.len() < shared.batch && last.bytes < BATCH_BYTES => {
                 last.bytes = last.bytes.saturating_add(event.cost());
                 last.events.push(event);
-                last.done.subscribe()
+                last.done.commit()
             }
             _ => {
-                let (done, rx) = watch::channel(None);
+                let done = Finisher::new();
+                let commit = done.commit();
                 queue.batches.push_back(Batch { bytes: event.cost(), events: vec![event], done });
-                rx
+                commit
             }
         };
         shared.queued.fetch_add(1, Ordering::Relaxed);
@@ -294,7 +273,7 @@ impl Durable {
         if was_empty {
             shared.wake.notify_one();
         }
-        Commit(Outcome::Pending(rx))
+        commit
     }
 
     pub fn stats(&self) -> DurableStats {

@@ -274,10 +274,11 @@ impl Publish {
                 None => s.reply(me, Ok(Some(Message::Published { request, publication: p.publication }))),
                 Some(commit) => {
                     // PUBLISHED once the event is durable, without holding up this
-                    // session's next messages (the writer commits in batches).
+                    // session's next messages: the writer sends it right after the
+                    // batch's statement (no task per publication).
                     let me = me.clone();
-                    tokio::spawn(async move {
-                        let reply = match commit.wait().await {
+                    commit.then(move |outcome| {
+                        let reply = match outcome {
                             Ok(()) => Message::Published { request, publication: p.publication },
                             Err(e) => error_message(code::PUBLISH, request, &WampError::Unavailable(format!("the event was delivered but could not be made durable: {e}")), &me),
                         };
