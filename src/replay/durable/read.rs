@@ -18,7 +18,21 @@ use crate::replay::{Limits, Position, ReplayError, Retention, Seq, StoredEvent};
 use crate::wamp::ids::PublicationId;
 use crate::wamp::{Args, Dict, Payload, Serializer, Value};
 
-const TOPICS: &str = "select topic, head, last_seq from replay_topics where realm = $1 order by topic collate \"C\"";
+/// Each topic of the realm with its head and last seq: the topic's newest event's, or
+/// the floor its `replay_topics` row keeps when pruning removed every event (the
+/// writer does not update that row per batch; see `writer.rs`). Within a topic, seq
+/// grows with the position, so the newest event has both. One index probe per topic.
+const TOPICS: &str = r#"
+select h.topic, greatest(h.head, coalesce(m.pos, 0)), greatest(h.last_seq, coalesce(m.seq, 0))
+from replay_topics h
+left join lateral (
+    select e.pos, e.seq from replay_events e
+    where e.realm = h.realm and e.topic = h.topic
+    order by e.pos desc limit 1
+) m on true
+where h.realm = $1
+order by h.topic collate "C"
+"#;
 
 /// Rows within each topic's window: the last `max_events` positions below the head,
 /// none older than `max_age`. Unordered: rows come topic by topic in position order,
@@ -36,17 +50,34 @@ join replay_events e
 /// about to go, where testing every row's age would read the whole retained window on
 /// each prune. Times only go back with the clock; a row stamped older than a row
 /// before it then stays until the rows before it go (`load` filters it meanwhile).
-/// The head is read in the same snapshot as the rows, so batches committed meanwhile
-/// are neither seen nor deleted.
+/// The head is the topic's newest row, read in the same snapshot as the rows, so
+/// batches committed meanwhile are neither seen nor deleted; it is first written to
+/// the topic's `replay_topics` row (only ever raised), so that positions continue
+/// after a restart even when every row of the topic goes.
 const PRUNE: &str = r#"
-with cut as (
-    select t.topic, coalesce(
-        (select e.pos from replay_events e
-         where e.realm = $1 and e.topic = t.topic and e.pos > h.head - t.keep and e.published_at >= t.min_time
-         order by e.pos limit 1),
-        h.head + 1) as keep_from
+with heads as (
+    select t.topic, t.keep, t.min_time, m.pos as head, m.seq as last_seq
     from unnest($2::text[], $3::int8[], $4::int8[]) as t (topic, keep, min_time)
-    join replay_topics h on h.realm = $1 and h.topic = t.topic
+    join lateral (
+        select e.pos, e.seq from replay_events e
+        where e.realm = $1 and e.topic = t.topic
+        order by e.pos desc limit 1
+    ) m on true
+),
+raised as (
+    update replay_topics h
+    set head = greatest(h.head, heads.head), last_seq = greatest(h.last_seq, heads.last_seq)
+    from heads
+    where h.realm = $1 and h.topic = heads.topic and (h.head < heads.head or h.last_seq < heads.last_seq)
+),
+cut as (
+    select heads.topic, coalesce(
+        (select e.pos from replay_events e
+         where e.realm = $1 and e.topic = heads.topic and e.pos > heads.head - heads.keep
+           and e.published_at >= heads.min_time
+         order by e.pos limit 1),
+        heads.head + 1) as keep_from
+    from heads
 )
 delete from replay_events e using cut
 where e.realm = $1 and e.topic = cut.topic and e.pos < cut.keep_from

@@ -1,5 +1,5 @@
-//! The writer task: it takes the oldest queued batch, inserts its events and upserts
-//! its topics' heads with one statement (one round trip, its own transaction), then
+//! The writer task: it takes the oldest queued batch, inserts its events (and the rows
+//! of topics seen for the first time) with one statement (one round trip, its own transaction), then
 //! resolves the batch's commits and gives its places in the queue back.
 //!
 //! While a batch is in flight the next one fills up, so under load batches grow
@@ -19,10 +19,12 @@ use crate::replay::{ReplayError, StoredEvent};
 use crate::wamp::{Dict, Serializer};
 
 /// Column arrays in, rows out: `unnest` turns the arrays back into rows, so a batch of
-/// any size is one statement with eleven parameters. The heads are the batch's highest
-/// position and seq per topic, never lowered (`greatest`): batches commit in queue
-/// order, but a failed batch's topic may appear again with lower numbers only if the
-/// broker reused them, and a head must not go back then.
+/// any size is one statement with eleven parameters. A topic's first batch also gives
+/// it its row in `replay_topics` (what `load` and `prune` enumerate); later batches
+/// leave that row alone: its head is only a floor, raised by `prune` before it deletes
+/// rows, and the topic's newest event holds the rest (`read.rs`). Updating the row for
+/// every batch was a row version per topic per batch, the largest part of the
+/// database's work when a batch spans a thousand topics.
 const INSERT: &str = r#"
 with written as (
     insert into replay_events
@@ -34,9 +36,7 @@ with written as (
 )
 insert into replay_topics (realm, topic, head, last_seq)
 select $1, topic, max(pos), max(seq) from written group by topic
-on conflict (realm, topic) do update
-set head = greatest(replay_topics.head, excluded.head),
-    last_seq = greatest(replay_topics.last_seq, excluded.last_seq)
+on conflict (realm, topic) do nothing
 "#;
 
 pub(super) async fn connect(options: &PgConnectOptions) -> Result<PgConnection, ReplayError> {
@@ -97,7 +97,7 @@ pub(super) async fn run(shared: Arc<Shared>, options: PgConnectOptions, conn: Pg
         }
         shared.queued.fetch_sub(n, Ordering::Relaxed);
         shared.room.add_permits(n);
-        batch.done.send_replace(Some(result));
+        batch.done.finish(result);
     }
     if let Some(conn) = conn {
         let _ = conn.close().await;
@@ -117,7 +117,7 @@ impl Drop for Stopped {
             std::mem::take(&mut queue.batches)
         };
         for batch in orphans {
-            batch.done.send_replace(Some(Err(ReplayError::WriterStopped)));
+            batch.done.finish(Err(ReplayError::WriterStopped));
         }
         self.0.room.close();
     }
