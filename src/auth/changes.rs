@@ -6,7 +6,7 @@
 //! drained the feed is re-checked once, so the feed is bounded by the number of
 //! distinct subjects, however many changes arrive, and nothing is ever dropped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
@@ -21,6 +21,31 @@ pub struct Ending {
     pub message: String,
 }
 
+/// How the change log and a session name a key as the credential it was opened with
+/// (`Ending::token`, `SessionHandle::token`), beside API token hashes, which never
+/// start with `key:`.
+pub const KEY_CREDENTIAL: &str = "key:";
+
+/// The kinds of credential a session can have been opened with, for ending every
+/// session of one kind at once: a TRUNCATE of the credential's table names no row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    /// An API token (the session's credential is the token's hash).
+    ApiToken,
+    /// A WAMP-Cryptosign key of the permission graph (`key:<pubkey>`).
+    Key,
+}
+
+impl CredentialKind {
+    pub fn of(credential: &str) -> CredentialKind {
+        if credential.starts_with(KEY_CREDENTIAL) {
+            CredentialKind::Key
+        } else {
+            CredentialKind::ApiToken
+        }
+    }
+}
+
 /// What the router must act on, drained at once.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ChangeBatch {
@@ -30,11 +55,13 @@ pub struct ChangeBatch {
     /// Subjects (authids) whose revocable holdings must be re-checked.
     pub recheck: HashSet<String>,
     pub end: HashSet<Ending>,
+    /// Every session opened with a credential of this kind ends, with this message.
+    pub end_opened_with: HashMap<CredentialKind, String>,
 }
 
 impl ChangeBatch {
     pub fn is_empty(&self) -> bool {
-        !self.recheck_all && self.recheck.is_empty() && self.end.is_empty()
+        !self.recheck_all && self.recheck.is_empty() && self.end.is_empty() && self.end_opened_with.is_empty()
     }
 }
 
@@ -67,6 +94,13 @@ impl ChangeFeed {
     pub fn end(&self, ending: Ending) {
         self.with(|b| {
             b.end.insert(ending);
+        });
+    }
+
+    /// Every session opened with a credential of `kind` ends.
+    pub fn end_opened_with(&self, kind: CredentialKind, message: &str) {
+        self.with(|b| {
+            b.end_opened_with.insert(kind, message.to_owned());
         });
     }
 
@@ -105,5 +139,15 @@ mod tests {
         assert!(tokio::time::timeout(std::time::Duration::from_millis(20), feed.next()).await.is_err());
         feed.recheck_all();
         assert!(feed.next().await.recheck_all);
+        feed.end_opened_with(CredentialKind::Key, "every key was deleted");
+        feed.end_opened_with(CredentialKind::Key, "every key was deleted");
+        let batch = feed.next().await;
+        assert_eq!(batch.end_opened_with, HashMap::from([(CredentialKind::Key, "every key was deleted".to_owned())]));
+    }
+
+    #[test]
+    fn a_credential_is_a_key_by_its_prefix_and_otherwise_a_token_hash() {
+        assert_eq!(CredentialKind::of("key:0a1b"), CredentialKind::Key);
+        assert_eq!(CredentialKind::of(&"ab".repeat(32)), CredentialKind::ApiToken);
     }
 }

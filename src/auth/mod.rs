@@ -25,7 +25,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 pub use authenticator::{Authenticator, HelloOutcome, KeyHolder, Pending, Principal, TokenCheck, TokenHolder, Verdict};
-pub use changes::{ChangeBatch, ChangeFeed, Ending};
+pub use changes::{ChangeBatch, ChangeFeed, CredentialKind, Ending};
 pub use error::{AuthError, Undecided};
 pub use static_roles::{Role, StaticRoles};
 

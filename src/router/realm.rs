@@ -18,7 +18,7 @@ use super::error::WampError;
 use super::handle::SessionHandle;
 use super::metrics::Metrics;
 use super::RealmAuth;
-use crate::auth::{Authenticator, Authorizer, ChangeBatch, StaticRoles};
+use crate::auth::{Authenticator, Authorizer, ChangeBatch, CredentialKind, StaticRoles};
 use crate::config::{Limits, RealmConfig, RealmLimits};
 use crate::replay::{self, Retention, Rule, Store};
 use crate::wamp::ids::{IdSequence, SessionId, SubscriptionId};
@@ -253,6 +253,13 @@ impl Realm {
                     continue;
                 }
                 self.revoke_session(&session, &ending.message);
+            }
+        }
+        for (kind, message) in batch.end_opened_with {
+            for session in self.sessions() {
+                if session.token.as_deref().map(CredentialKind::of) == Some(kind) {
+                    self.revoke_session(&session, &message);
+                }
             }
         }
     }

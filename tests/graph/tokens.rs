@@ -81,7 +81,7 @@ async fn the_cli_migrates_and_creates_and_revokes_tokens() {
     let url = db.url.as_str();
 
     let out = switchyard(&["migrate", "--database-url", url]);
-    assert_eq!((out.status.code(), text(&out.stdout)), (Some(0), "applied 1 permission graph\napplied 2 change log\napplied 3 user keys\napplied 4 user keys revocation\n"));
+    assert_eq!((out.status.code(), text(&out.stdout)), (Some(0), "applied 1 permission graph\napplied 2 change log\napplied 3 user keys\napplied 4 user keys revocation\napplied 5 credential truncation\n"));
     let out = switchyard(&["migrate", "--database-url", url]);
     assert_eq!(text(&out.stdout), "the schema is up to date: nothing to apply\n");
 

@@ -110,3 +110,32 @@ async fn a_deleted_or_reassigned_key_closes_the_sessions_it_opened() {
     assert_eq!(bob.welcome["authid"].as_str(), Some("bob"));
     assert_eq!(common::metric(&server, "sessions_closed_by_router"), 2);
 }
+
+#[tokio::test]
+async fn emptying_a_credential_table_closes_every_session_its_credentials_opened() {
+    let db = support::postgres::Postgres::shared().fresh_db().await;
+    lab(&db.pool).await;
+    let store = GraphStore::from_pool(db.pool.clone());
+    let server = start(&db.url).await;
+    let seed = [13u8; 32];
+    store.add_key("alice", &public_hex(&seed)).await.unwrap();
+    let mut by_key = join_with_key(&server, &seed).await.expect("alice by her key");
+    let mut alice = user(&server, &db.pool, "alice").await;
+    let mut bob = user(&server, &db.pool, "bob").await;
+    let mut by_ticket = service(&server, "dispatcher-1").await;
+    // The tokens' own inserts are applied first (else one may be read back after the
+    // TRUNCATE, and its session end as "the token was deleted").
+    settle(&server, &db.pool).await;
+
+    // A TRUNCATE names no token: every session opened with a token ends, no other.
+    sql(&db.pool, "truncate tokens").await;
+    expect_goodbye(&mut alice, "every API token was deleted").await;
+    expect_goodbye(&mut bob, "every API token was deleted").await;
+    nothing_within(&mut by_key, 100).await;
+
+    sql(&db.pool, "truncate user_keys").await;
+    expect_goodbye(&mut by_key, "every key was deleted").await;
+    nothing_within(&mut by_ticket, 100).await;
+    assert_eq!(join_with_key(&server, &seed).await.err(), Some(("wamp.error.authentication_failed".into(), "unknown cryptosign key".into())));
+    assert_eq!(common::metric(&server, "sessions_closed_by_router"), 3);
+}

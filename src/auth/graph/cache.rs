@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use super::{Change, Closure, GraphError, GraphStore, Level, ObjectAccess, Standing};
+use crate::auth::CredentialKind;
 
 /// Levels memoized per principal at most; beyond, levels are computed each time.
 const MEMO: usize = 4096;
@@ -119,6 +120,9 @@ pub struct Applied {
     /// Credentials a change touched (token hashes, `key:<pubkey>`), with the nodes
     /// (users) it touched.
     pub tokens: Vec<(Vec<String>, Vec<String>)>,
+    /// Credential tables emptied by a TRUNCATE: every session opened with such a
+    /// credential ends (the statement names no row to look among).
+    pub truncated: Vec<CredentialKind>,
 }
 
 #[derive(Debug)]
@@ -354,6 +358,16 @@ impl GraphCache {
         for c in changes.iter().filter(|c| !c.tokens.is_empty()) {
             dropped.tokens.push((c.tokens.clone(), c.touched.clone()));
         }
+        for c in changes.iter().filter(|c| c.everything) {
+            let kind = match c.table.as_str() {
+                "tokens" => CredentialKind::ApiToken,
+                "user_keys" => CredentialKind::Key,
+                _ => continue,
+            };
+            if !dropped.truncated.contains(&kind) {
+                dropped.truncated.push(kind);
+            }
+        }
         let permissions: Vec<&Change> =
             changes.iter().filter(|c| c.table != "tokens" && c.table != "user_keys").collect();
         if permissions.is_empty() {
@@ -411,6 +425,7 @@ impl GraphCache {
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
         applied.tokens = dropped.tokens;
+        applied.truncated = dropped.truncated;
         Ok(applied)
     }
 
@@ -442,11 +457,12 @@ pub struct Dropped {
     principals: Vec<Arc<PrincipalEntry>>,
     objects: Vec<Arc<ObjectEntry>>,
     tokens: Vec<(Vec<String>, Vec<String>)>,
+    truncated: Vec<CredentialKind>,
 }
 
 impl Dropped {
     pub fn is_empty(&self) -> bool {
-        self.principals.is_empty() && self.objects.is_empty() && self.tokens.is_empty()
+        self.principals.is_empty() && self.objects.is_empty() && self.tokens.is_empty() && self.truncated.is_empty()
     }
 }
 

@@ -22,7 +22,7 @@ use sqlx::postgres::PgListener;
 use super::cache::{Applied, GraphCache};
 use super::keys::KEY_CREDENTIAL;
 use super::{GraphError, GraphStore, CHANNEL};
-use crate::auth::{ChangeFeed, Ending};
+use crate::auth::{ChangeFeed, CredentialKind, Ending};
 
 /// Change-log rows read per query.
 const BATCH: i64 = 1000;
@@ -121,6 +121,13 @@ async fn announce(store: &GraphStore, feed: &ChangeFeed, applied: Applied) -> Re
     }
     for user in applied.recheck.difference(&applied.gone) {
         feed.recheck(user);
+    }
+    for kind in &applied.truncated {
+        let message = match kind {
+            CredentialKind::ApiToken => "every API token was deleted",
+            CredentialKind::Key => "every key was deleted",
+        };
+        feed.end_opened_with(*kind, message);
     }
     for (credentials, users) in &applied.tokens {
         for credential in credentials {

@@ -6,6 +6,7 @@
 use thiserror::Error;
 
 use super::{GraphError, GraphStore};
+pub use crate::auth::changes::KEY_CREDENTIAL;
 
 /// Who a usable key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,10 +29,6 @@ pub enum KeyError {
     #[error(transparent)]
     Graph(#[from] GraphError),
 }
-
-/// How the change log and a session name a key as the credential it was opened with
-/// (beside API token hashes, which never start with `key:`).
-pub const KEY_CREDENTIAL: &str = "key:";
 
 /// The credential identity of `pubkey` (64 lower-case hex digits).
 pub fn key_credential(pubkey: &str) -> String {
