@@ -139,3 +139,30 @@ async fn emptying_a_credential_table_closes_every_session_its_credentials_opened
     assert_eq!(join_with_key(&server, &seed).await.err(), Some(("wamp.error.authentication_failed".into(), "unknown cryptosign key".into())));
     assert_eq!(common::metric(&server, "sessions_closed_by_router"), 3);
 }
+
+#[tokio::test]
+async fn a_token_found_valid_is_not_looked_up_again_until_a_change_names_it() {
+    let db = support::postgres::Postgres::shared().fresh_db().await;
+    lab(&db.pool).await;
+    let store = GraphStore::from_pool(db.pool.clone());
+    let server = start(&db.url).await;
+    let used = store.create_token("alice", None).await.unwrap();
+    let unused = store.create_token("bob", None).await.unwrap();
+    settle(&server, &db.pool).await;
+    join(&server, None, &used, true).await.expect("alice's token, looked up");
+
+    // Token lookups cannot be answered now (the router still follows the change log):
+    // the token found valid joins from memory, the other one needs the database.
+    sql(&db.pool, "alter table tokens rename to tokens_elsewhere").await;
+    let again = join(&server, None, &used, true).await.expect("alice's token, from memory");
+    assert_eq!(again.welcome["authid"], Value::from("alice"));
+    let (reason, message) = join(&server, None, &unused, true).await.err().expect("bob's token needs the database");
+    assert_eq!(reason, "wamp.error.authentication_failed");
+    assert!(message.starts_with("cannot check the token: "), "{message}");
+    sql(&db.pool, "alter table tokens_elsewhere rename to tokens").await;
+
+    // A change naming the token makes the router ask again.
+    store.revoke_token(&used).await.unwrap();
+    settle(&server, &db.pool).await;
+    assert_eq!(join(&server, None, &used, true).await.err(), Some(("wamp.error.authentication_failed".into(), "token revoked".into())));
+}

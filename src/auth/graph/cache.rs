@@ -17,15 +17,19 @@
 //! applies changes, and only if the epoch did not move since the query began;
 //! otherwise the query is repeated.
 //!
+//! API tokens found valid are kept too (`known_tokens.rs`): `apply` forgets those a
+//! change may have changed, `drop_all` every one.
+//!
 //! Bounds: at most `max_objects` object entries, evicting those neither pinned by a
 //! live subscription nor used since the last sweep; principals live as long as a
 //! session holds them, plus the last `max_principals` created (warm for a reconnect);
-//! memos at most `MEMO` levels per principal.
+//! memos at most `MEMO` levels per principal; at most `max_principals` tokens.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
+use super::known_tokens::KnownTokens;
 use super::{Change, Closure, GraphError, GraphStore, Level, ObjectAccess, Standing};
 use crate::auth::CredentialKind;
 
@@ -145,6 +149,10 @@ pub struct GraphCache {
     online: AtomicBool,
     /// Queries run (closures + object accesses), for tests and metrics.
     pub queries: AtomicUsize,
+    /// API tokens found valid, so that presenting one again costs no query.
+    pub tokens: KnownTokens,
+    /// Token lookups that went to the database, for tests and metrics.
+    pub token_queries: AtomicUsize,
 }
 
 /// The answer to "what level does this user have on this node", from memory.
@@ -169,6 +177,8 @@ impl GraphCache {
             apply: Mutex::new(()),
             online: AtomicBool::new(false),
             queries: AtomicUsize::new(0),
+            tokens: KnownTokens::new(max_principals),
+            token_queries: AtomicUsize::new(0),
         }
     }
 
@@ -354,6 +364,7 @@ impl GraphCache {
     /// change merely names, for the time of a query.) Rows of the credential tables
     /// (tokens, user_keys) touch no permission.
     pub fn apply(&self, changes: &[Change]) -> Dropped {
+        self.tokens.invalidate(changes);
         let mut dropped = Dropped::default();
         for c in changes.iter().filter(|c| !c.tokens.is_empty()) {
             dropped.tokens.push((c.tokens.clone(), c.touched.clone()));
@@ -431,6 +442,7 @@ impl GraphCache {
 
     /// Drops everything (after a gap in the change log that cannot be replayed).
     pub fn drop_all(&self) -> Dropped {
+        self.tokens.clear();
         let _apply = lock(&self.apply);
         let mut dropped = Dropped::default();
         for p in lock(&self.principals).values().filter_map(Weak::upgrade) {

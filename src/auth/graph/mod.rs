@@ -23,6 +23,7 @@ mod closure;
 mod error;
 mod follow;
 mod keys;
+mod known_tokens;
 mod level;
 mod policy;
 mod principal;

@@ -3,6 +3,7 @@
 //! Nothing connects here: the task does, so the router starts (and the realm fails
 //! closed) when the database is down.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -55,13 +56,23 @@ impl TokenCheck for GraphTokens {
             if !cache.is_online() {
                 return Err(AuthError::Unavailable("cannot check the token: the permission database is unavailable".into()));
             }
+            let hash = super::hash_token(&token);
+            let holder = |info: super::TokenInfo, token_id: String| TokenHolder {
+                user: info.user_id,
+                admin: info.is_admin,
+                token_id,
+                expires_at: info.expires_at_ms.map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)),
+            };
+            if let Some(info) = cache.tokens.get(&hash) {
+                return Ok(holder(info, hash));
+            }
+            let epoch = cache.tokens.epoch();
+            cache.token_queries.fetch_add(1, Ordering::Relaxed);
             match cache.store.lookup_token(&token).await {
-                Ok(info) => Ok(TokenHolder {
-                    user: info.user_id,
-                    admin: info.is_admin,
-                    token_id: super::hash_token(&token),
-                    expires_at: info.expires_at_ms.map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)),
-                }),
+                Ok(info) => {
+                    cache.tokens.insert(hash.clone(), info.clone(), epoch);
+                    Ok(holder(info, hash))
+                }
                 Err(TokenError::Graph(e)) => Err(AuthError::Unavailable(format!("cannot check the token: {e}"))),
                 Err(e) => Err(AuthError::Failed(e.to_string())),
             }
