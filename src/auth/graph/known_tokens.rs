@@ -12,7 +12,7 @@
 //! Expiry is checked on every hit. At most `max` entries: a full map forgets an
 //! arbitrary one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -70,19 +70,19 @@ impl KnownTokens {
 
     /// Forgets every answer `changes` may have changed.
     pub fn invalidate(&self, changes: &[Change]) {
+        // One pass over the map, however many changes the batch holds.
+        let hashes: HashSet<&str> = changes.iter().flat_map(|c| c.tokens.iter().map(String::as_str)).collect();
+        let users: HashSet<&str> = changes
+            .iter()
+            .filter(|c| c.table == "principals" || c.table == "tokens")
+            .flat_map(|c| c.touched.iter().map(String::as_str))
+            .collect();
         let mut state = self.state();
         state.epoch += 1;
         if changes.iter().any(|c| c.everything) {
             state.by_hash.clear();
-            return;
-        }
-        for c in changes {
-            for hash in &c.tokens {
-                state.by_hash.remove(hash);
-            }
-            if c.table == "principals" || c.table == "tokens" {
-                state.by_hash.retain(|_, info| !c.touched.contains(&info.user_id));
-            }
+        } else if !hashes.is_empty() || !users.is_empty() {
+            state.by_hash.retain(|hash, info| !hashes.contains(hash.as_str()) && !users.contains(info.user_id.as_str()));
         }
     }
 

@@ -14,8 +14,10 @@
 //!   computed in memory), the baseline of a SUBSCRIBE round trip.
 //!
 //! Joins: `joins` clients, `concurrency` at a time, each connects, joins with its own
-//! token (HELLO → CHALLENGE → AUTHENTICATE → WELCOME: one token lookup), and leaves.
-//! Figures: joins/s, HELLO → WELCOME p50/p99, router CPU per join. With `--service`,
+//! token (HELLO → CHALLENGE → AUTHENTICATE → WELCOME: one token lookup), and leaves;
+//! then the same again with the same tokens (each found valid before: a router that
+//! keeps valid tokens answers from memory). Figures: joins/s, HELLO → WELCOME p50/p99,
+//! router CPU per join, for both passes. With `--service`,
 //! the same number of joins with that static principal's ticket follows, for
 //! reference (no database involved).
 
@@ -135,6 +137,18 @@ async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
     put(run, "token_join", joined);
     run.errors.extend(errors);
 
+    // The same tokens again: each was found valid once, so the router may answer from
+    // memory (a service joining again, an HTTP bridge request with its token).
+    let again: Vec<Identity> = join_tokens.iter().map(|t| Identity::token(t)).collect();
+    let (again_rate, rejoined, again_cpu, errors) = joins(ctx, again, p.concurrency).await?;
+    run.fig("token_rejoins", rejoined.count as u64);
+    run.fig("token_rejoins_per_s", round(again_rate, 1));
+    run.fig("token_rejoins_per_router_cpu_s", again_cpu.per_router_cpu_s(rejoined.count as u64).map(|x| round(x, 1)));
+    run.fig("token_rejoins_router_cores", again_cpu.router_cores().map(|x| round(x, 2)));
+    run.fig("token_rejoins_other_cores", round(again_cpu.other_cpu_s / again_cpu.wall_s.max(1e-9), 2));
+    put(run, "token_rejoin", rejoined);
+    run.errors.extend(errors);
+
     // For reference: the same with a static principal's ticket.
     let service = ctx.service();
     let mut reference = String::new();
@@ -151,7 +165,7 @@ async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
     }
     run.headline = format!(
         "SUBSCRIBE → SUBSCRIBED: object not cached p50 {:.2} ms p99 {:.2} ms; first of a user p50 {:.2} ms; cached p50 {:.2} ms; \
-         token joins {} /s (HELLO → WELCOME p50 {:.2} ms, p99 {:.2} ms){reference}",
+         token joins {} /s (HELLO → WELCOME p50 {:.2} ms, p99 {:.2} ms), again {} /s (p50 {:.2} ms){reference}",
         ms(cold.p50),
         ms(cold.p99),
         ms(first.p50),
@@ -159,9 +173,12 @@ async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
         thousands(rate),
         ms(joined.p50),
         ms(joined.p99),
+        thousands(again_rate),
+        ms(rejoined.p50),
     );
-    if joined.count < p.joins {
-        run.failed = Some(format!("{} of {} token joins failed", p.joins - joined.count, p.joins));
+    if joined.count < p.joins || rejoined.count < p.joins {
+        let failed = 2 * p.joins - joined.count - rejoined.count;
+        run.failed = Some(format!("{failed} of {} token joins failed", 2 * p.joins));
     }
     Ok(())
 }
