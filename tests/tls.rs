@@ -206,10 +206,20 @@ impl Wamp {
         serde_json::from_str(&text).unwrap()
     }
 
-    async fn join(&mut self) {
-        self.send(json!([1, "realm1", {"roles": {"publisher": {}, "subscriber": {}}}])).await;
+    /// Joins realm1; returns the session id.
+    async fn join(&mut self) -> u64 {
+        self.send(json!([1, "realm1", {"roles": {"publisher": {}, "subscriber": {}, "caller": {}}}])).await;
         let welcome = self.recv().await;
         assert_eq!(welcome[0], 2, "{welcome}");
+        welcome[1].as_u64().unwrap()
+    }
+
+    /// `wamp.session.get(session)`'s `transport` details.
+    async fn transport_of(&mut self, request: u64, session: u64) -> Value {
+        self.send(json!([48, request, {}, "wamp.session.get", [session]])).await;
+        let result = self.recv().await;
+        assert_eq!((&result[0], &result[1]), (&json!(50), &json!(request)), "{result}");
+        result[3][0]["transport"].clone()
     }
 
     async fn subscribe(&mut self, topic: &str) -> u64 {
@@ -283,12 +293,18 @@ async fn an_event_crosses_from_wss_to_rawsocket_over_tls() {
 
     let (mut subscriber, der) = Wamp::raw(server.rawsocket.unwrap(), &pki).await;
     assert_eq!(der, leaf.der);
-    subscriber.join().await;
+    let raw_session = subscriber.join().await;
     let subscription = subscriber.subscribe("com.example.tls").await;
     let (mut publisher, der) = Wamp::ws(server.websocket, &pki).await;
     assert_eq!(der, leaf.der);
-    publisher.join().await;
+    let ws_session = publisher.join().await;
     event_crosses(&mut publisher, &mut subscriber, subscription, 7, 42).await;
+
+    // The meta API says both sessions came over TLS.
+    let transport = publisher.transport_of(20, raw_session).await;
+    assert_eq!((&transport["type"], &transport["is_secure"]), (&json!("rawsocket"), &json!(true)), "{transport}");
+    let transport = subscriber.transport_of(21, ws_session).await;
+    assert_eq!((&transport["type"], &transport["is_secure"]), (&json!("websocket"), &json!(true)), "{transport}");
 
     // And the other way round.
     let subscription = publisher.subscribe("com.example.back").await;

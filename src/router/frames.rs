@@ -17,6 +17,8 @@ use crate::wamp::Serializer;
 pub struct ConnInfo {
     pub serializer: Serializer,
     pub transport: &'static str,
+    /// Over TLS (`wss://`, RawSocket over TLS).
+    pub secure: bool,
     pub peer: String,
     /// Largest message the peer accepts (RawSocket handshake), else `usize::MAX`.
     pub max_outgoing: usize,

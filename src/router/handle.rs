@@ -46,6 +46,8 @@ pub struct SessionHandle {
     pub expires_at: Option<std::time::SystemTime>,
     pub serializer: Serializer,
     pub transport: &'static str,
+    /// Over TLS.
+    pub secure: bool,
     pub peer: String,
     pub features: PeerFeatures,
     /// Largest frame the peer accepts (RawSocket handshake), `usize::MAX` otherwise.
@@ -86,6 +88,7 @@ impl SessionHandle {
             permissions,
             serializer: conn.serializer,
             transport: conn.transport,
+            secure: conn.secure,
             peer: conn.peer.clone(),
             features,
             max_outgoing: conn.max_outgoing,
@@ -174,7 +177,7 @@ pub(crate) mod testing {
 
     /// A session whose outbox takes `max_messages` events.
     pub fn handle_with(id: u64, max_messages: usize) -> Arc<SessionHandle> {
-        let conn = ConnInfo { serializer: Serializer::Json, transport: "test", peer: "127.0.0.1:1".into(), max_outgoing: usize::MAX };
+        let conn = ConnInfo { serializer: Serializer::Json, transport: "test", secure: false, peer: "127.0.0.1:1".into(), max_outgoing: usize::MAX };
         let limits = OutboxLimits { max_messages, max_bytes: 1 << 20, rpc_bytes: 1 << 20 };
         let outbox = Arc::new(Outbox::new(limits, Arc::new(MemoryBudget::new(64 << 20))));
         let principal = Principal {

@@ -82,7 +82,7 @@ pub async fn serve(l: TcpListener, router: Arc<Router>, ws_path: String, tls: Op
     let Some(acceptor) = tls else {
         let serve = move |stream, peer, admission| {
             let deadline = Instant::now() + r.limits.handshake_timeout;
-            serve_connection(r.clone(), app.clone(), stream, peer, admission, deadline)
+            serve_connection(r.clone(), app.clone(), stream, peer, false, admission, deadline)
         };
         return listener::run(l, router, "http", serve, refuse).await;
     };
@@ -92,7 +92,7 @@ pub async fn serve(l: TcpListener, router: Arc<Router>, ws_path: String, tls: Op
         async move {
             let deadline = Instant::now() + r.limits.handshake_timeout;
             if let Some(stream) = tls::handshake(&acceptor, stream, deadline, &admission, &r, &peer).await {
-                serve_connection(r, app, stream, peer, admission, deadline).await;
+                serve_connection(r, app, stream, peer, true, admission, deadline).await;
             }
         }
     };
@@ -110,7 +110,15 @@ pub async fn serve(l: TcpListener, router: Arc<Router>, ws_path: String, tls: Op
 
 /// One HTTP connection until it is upgraded or done; it has until `deadline` (the
 /// handshake deadline) to get there.
-async fn serve_connection<S>(router: Arc<Router>, app: axum::Router, stream: S, peer: String, admission: Admission, deadline: Instant)
+async fn serve_connection<S>(
+    router: Arc<Router>,
+    app: axum::Router,
+    stream: S,
+    peer: String,
+    secure: bool,
+    admission: Admission,
+    deadline: Instant,
+)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -118,7 +126,7 @@ where
     // The upgrade takes the admission over; plain HTTP leaves it here, and the place is
     // freed when the connection ends.
     let activity = Arc::new(Activity::default());
-    let context = Connection { peer, admission: Arc::new(Mutex::new(Some(admission))), activity: activity.clone() };
+    let context = Connection { peer, secure, admission: Arc::new(Mutex::new(Some(admission))), activity: activity.clone() };
     // Each request carries the connection's context to the handlers. (Layering an
     // `Extension` per connection built a whole router per connection: 3 KiB more for
     // every connection still in its handshake.)

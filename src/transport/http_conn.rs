@@ -16,12 +16,13 @@ use tokio::time::Instant;
 
 use crate::router::admission::Admission;
 
-/// What the HTTP server knows of the connection a request came on: the peer, its
-/// place among the connections, which the upgrade takes over, and its HTTP bridge
-/// requests, which keep it open (`Activity`).
+/// What the HTTP server knows of the connection a request came on: the peer, whether
+/// it is TLS, its place among the connections, which the upgrade takes over, and its
+/// HTTP bridge requests, which keep it open (`Activity`).
 #[derive(Debug, Clone)]
 pub struct Connection {
     pub peer: String,
+    pub secure: bool,
     pub admission: Arc<Mutex<Option<Admission>>>,
     pub activity: Arc<Activity>,
 }

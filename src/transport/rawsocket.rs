@@ -92,7 +92,7 @@ pub async fn serve_tcp(l: TcpListener, router: Arc<Router>, tls: Option<TlsAccep
         let serve = move |stream: tokio::net::TcpStream, peer, admission| {
             let (rd, wr) = stream.into_split();
             let deadline = Instant::now() + r.limits.handshake_timeout;
-            handshake_and_serve(r.clone(), rd, wr, peer, "rawsocket", admission, deadline)
+            handshake_and_serve(r.clone(), rd, wr, peer, ("rawsocket", false), admission, deadline)
         };
         return listener::run(l, router, "rawsocket", serve, |stream, refusal| {
             let (rd, wr) = stream.into_split();
@@ -107,7 +107,7 @@ pub async fn serve_tcp(l: TcpListener, router: Arc<Router>, tls: Option<TlsAccep
             let deadline = Instant::now() + r.limits.handshake_timeout;
             if let Some(stream) = tls::handshake(&acceptor, stream, deadline, &admission, &r, &peer).await {
                 let (rd, wr) = tokio::io::split(stream);
-                handshake_and_serve(r, rd, wr, peer, "rawsocket", admission, deadline).await;
+                handshake_and_serve(r, rd, wr, peer, ("rawsocket", true), admission, deadline).await;
             }
         }
     };
@@ -129,7 +129,7 @@ pub async fn serve_unix(l: UnixListener, router: Arc<Router>) {
     let serve = move |stream: tokio::net::UnixStream, peer, admission| {
         let (rd, wr) = stream.into_split();
         let deadline = Instant::now() + r.limits.handshake_timeout;
-        handshake_and_serve(r.clone(), rd, wr, peer, "rawsocket-unix", admission, deadline)
+        handshake_and_serve(r.clone(), rd, wr, peer, ("rawsocket-unix", false), admission, deadline)
     };
     listener::run(l, router, "unix", serve, |stream, refusal| {
         let (rd, wr) = stream.into_split();
@@ -158,7 +158,7 @@ async fn handshake_and_serve<R, W>(
     mut r: R,
     mut w: W,
     peer: String,
-    transport: &'static str,
+    (transport, secure): (&'static str, bool),
     admission: Admission,
     deadline: Instant,
 ) where
@@ -186,7 +186,7 @@ async fn handshake_and_serve<R, W>(
     if w.write_all(&reply_ok(accepted.serializer, router.limits.max_message_size)).await.is_err() {
         return;
     }
-    let conn = ConnInfo { serializer: accepted.serializer, transport, peer, max_outgoing: accepted.client_max };
+    let conn = ConnInfo { serializer: accepted.serializer, transport, secure, peer, max_outgoing: accepted.client_max };
     let limits = InboundLimits::new(&router, admission.established_flag(), limit);
     let reader = RawReader::new(r, limits);
     connection::serve(router, admission, conn, reader, RawWriter { w }).await;

@@ -100,7 +100,7 @@ pub async fn upgrade(State(router): State<Arc<Router>>, mut req: Request) -> Res
     let tracker = router.connections.clone();
     tracker.spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => run(router, admission, serializer, conn.peer, upgraded).await,
+            Ok(upgraded) => run(router, admission, serializer, conn.peer, conn.secure, upgraded).await,
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }
     });
@@ -121,6 +121,7 @@ async fn run(
     admission: Admission,
     serializer: Serializer,
     peer: String,
+    secure: bool,
     upgraded: hyper::upgrade::Upgraded,
 ) {
     let max = router.limits.max_message_size;
@@ -132,7 +133,7 @@ async fn run(
         .write_buffer_size(WRITE_BUFFER);
     let ws = WebSocketStream::from_raw_socket(Inspected::new(TokioIo::new(upgraded), limits), Role::Server, Some(config)).await;
     let (sink, stream) = ws.split();
-    let conn = ConnInfo { serializer, transport: "websocket", peer, max_outgoing: usize::MAX };
+    let conn = ConnInfo { serializer, transport: "websocket", secure, peer, max_outgoing: usize::MAX };
     connection::serve(router, admission, conn, WsReader { stream }, WsWriter { sink, binary: serializer.is_binary() }).await;
 }
 

@@ -75,7 +75,7 @@ impl BridgeSession {
         }
         .clone();
         let id = SessionId(global_id());
-        let conn = ConnInfo { serializer: Serializer::Json, transport: "http", peer: peer.to_owned(), max_outgoing: usize::MAX };
+        let conn = ConnInfo { serializer: Serializer::Json, transport: "http", secure: false, peer: peer.to_owned(), max_outgoing: usize::MAX };
         let verdict = match credential {
             Credential::None => Verdict::Now(realm.authenticator.anonymous(id.0).ok_or_else(|| {
                 AuthError::NoAuthMethod(format!("realm '{}' admits no anonymous requests: send Authorization: Bearer <token>", realm.name))

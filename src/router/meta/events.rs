@@ -22,7 +22,10 @@ pub fn session_details(s: &SessionHandle) -> Value {
         ("authrole", s.authrole.as_str().into()),
         ("authmethod", s.authmethod.as_str().into()),
         ("authprovider", s.authprovider.into()),
-        ("transport", Value::Dict(dict([("type", s.transport.into()), ("peer", s.peer.as_str().into())]))),
+        (
+            "transport",
+            Value::Dict(dict([("type", s.transport.into()), ("peer", s.peer.as_str().into()), ("is_secure", Value::Bool(s.secure))])),
+        ),
     ]))
 }
 

@@ -96,7 +96,7 @@ function detailsOf(client) {
   const w = client.welcome;
   return {
     session: client.id, authid: w.authid, authrole: w.authrole, authmethod: w.authmethod,
-    authprovider: w.authprovider, transport: { type: client.transport, peer: peerOf(client) },
+    authprovider: w.authprovider, transport: { type: client.transport, peer: peerOf(client), is_secure: false },
   };
 }
 
@@ -188,9 +188,9 @@ routerSuite('meta API (default config)', (test) => {
       // the session details of a ticket principal
       assert.deepEqual(await call('wamp.session.get', [alice1.id]), {
         session: alice1.id, authid: 'alice', authrole: 'user', authmethod: 'ticket', authprovider: 'static',
-        transport: { type: 'websocket', peer: peerOf(alice1) },
+        transport: { type: 'websocket', peer: peerOf(alice1), is_secure: false },
       });
-      assert.deepEqual((await call('wamp.session.get', [bob.id])).transport, { type: 'rawsocket', peer: peerOf(bob) });
+      assert.deepEqual((await call('wamp.session.get', [bob.id])).transport, { type: 'rawsocket', peer: peerOf(bob), is_secure: false });
     });
   });
 
@@ -633,7 +633,7 @@ workbenchSuite('meta API on the workbench realm (autobahn-js)', { timeout: 10000
       const [join] = await rec.until(1, bob.id);
       assert.deepEqual(join, ['wamp.session.on_join', {
         session: bob.id, authid: 'bob', authrole: 'user', authmethod: 'ticket', authprovider: 'graph',
-        transport: { type: 'websocket', peer: peerOf(bob) },
+        transport: { type: 'websocket', peer: peerOf(bob), is_secure: false },
       }]);
       assert.equal(await carol.session.call('wamp.session.kill', [bob.id], { reason: 'com.example.admin.kick' }), null);
       assert.deepEqual(goodbyes(await gone(bob)), [['com.example.admin.kick', {}]]);

@@ -116,7 +116,7 @@ def details_of(session, transport: str) -> dict:
     w = session.state.welcome
     return {"session": session.id, "authid": w.authid, "authrole": w.authrole,
             "authmethod": w.authmethod, "authprovider": w.authprovider,
-            "transport": {"type": transport, "peer": peer_of(session)}}
+            "transport": {"type": transport, "peer": peer_of(session), "is_secure": False}}
 
 
 # --------------------------------------------------------------------------- sessions
@@ -154,7 +154,7 @@ async def test_session_details_over_the_unix_socket(unix_router):
     s = await connect(unix_router, "unix", "cbor")
     expected = {"session": s.id, "authid": f"anonymous-{s.id}", "authrole": "anonymous",
                 "authmethod": "anonymous", "authprovider": "static",
-                "transport": {"type": "rawsocket-unix", "peer": "unix"}}
+                "transport": {"type": "rawsocket-unix", "peer": "unix", "is_secure": False}}
     assert await rec.until(1, s.id) == [("wamp.session.on_join", expected)]
     assert await watcher.call("wamp.session.get", s.id) == expected
 
@@ -167,7 +167,7 @@ async def test_on_join_of_a_ticket_session(new_router):
     alice = await connect(r, "rawsocket", "cbor", authid="alice", ticket="alice-secret")
     expected = {"session": alice.id, "authid": "alice", "authrole": "user", "authmethod": "ticket",
                 "authprovider": "static",
-                "transport": {"type": "rawsocket", "peer": peer_of(alice)}}
+                "transport": {"type": "rawsocket", "peer": peer_of(alice), "is_secure": False}}
     assert details_of(alice, "rawsocket") == expected
     assert await rec.until(1, alice.id) == [("wamp.session.on_join", expected)]
     assert await watcher.call("wamp.session.get", alice.id) == expected
