@@ -166,3 +166,46 @@ async fn a_token_found_valid_is_not_looked_up_again_until_a_change_names_it() {
     settle(&server, &db.pool).await;
     assert_eq!(join(&server, None, &used, true).await.err(), Some(("wamp.error.authentication_failed".into(), "token revoked".into())));
 }
+
+#[tokio::test]
+async fn a_router_that_missed_pruned_changes_ends_the_sessions_of_tokens_and_keys() {
+    use sqlx::{Connection, Executor};
+    let db = support::postgres::Postgres::shared().fresh_db().await;
+    lab(&db.pool).await;
+    let store = GraphStore::from_pool(db.pool.clone());
+    let server = start(&db.url).await;
+    let seed = [21u8; 32];
+    store.add_key("alice", &public_hex(&seed)).await.unwrap();
+    let mut by_key = join_with_key(&server, &seed).await.expect("alice by her key");
+    let mut by_token = user(&server, &db.pool, "alice").await;
+    let mut by_ticket = service(&server, "dispatcher-1").await;
+    settle(&server, &db.pool).await;
+
+    // The router loses its connections and cannot open new ones, while a change is
+    // made and the change log pruned past it: it cannot know what that change was.
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut maintenance = sqlx::PgConnection::connect(&db.url.replacen(&format!("/{}", db.name), "/postgres", 1)).await.unwrap();
+    let allow = |yes: bool| format!("alter database \"{}\" allow_connections {yes}", db.name);
+    maintenance.execute(allow(false).as_str()).await.unwrap();
+    admin
+        .execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()")
+        .await
+        .unwrap();
+    for _ in 0..500 {
+        if metric_text(&server).contains("switchyard_graph_online{realm=\"workbench\"} 0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(metric_text(&server).contains("switchyard_graph_online{realm=\"workbench\"} 0"));
+    admin.execute("insert into principals (id, kind) values ('zed', 'user')").await.unwrap();
+    admin.execute("select switchyard_graph_prune_changes('0 seconds')").await.unwrap();
+    maintenance.execute(allow(true).as_str()).await.unwrap();
+
+    let lost = switchyard::auth::graph::LOST_TRACK;
+    expect_goodbye(&mut by_token, lost).await;
+    expect_goodbye(&mut by_key, lost).await;
+    nothing_within(&mut by_ticket, 100).await;
+    // The credentials still work: their clients join again.
+    join_with_key(&server, &seed).await.expect("alice by her key, again");
+}

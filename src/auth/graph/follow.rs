@@ -10,7 +10,9 @@
 //! When the database or the listening connection is lost, the cache goes offline:
 //! nothing graph-based is decided (`wamp.error.authorization_failed`) and guarded
 //! events are held. The task reconnects with backoff, replays the change log from the
-//! last row it applied, and only then goes online and has everything re-checked. A row
+//! last row it applied (or, when the log was pruned past it, reloads everything and ends
+//! the sessions opened with a token or key, which it can no longer check), and only
+//! then goes online and has everything re-checked. A row
 //! counts as applied only once its reloads and announcements are done, so a loss in
 //! the middle of one replays it.
 
@@ -30,6 +32,10 @@ const BATCH: i64 = 1000;
 const POLL: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Why sessions opened with a token or key end when the change log was pruned past
+/// this router's position.
+pub const LOST_TRACK: &str = "the router lost track of the permission graph's changes: join again";
 
 /// Runs until the task is dropped.
 pub async fn follow(cache: Arc<GraphCache>, feed: Arc<ChangeFeed>, migrate: bool) {
@@ -102,6 +108,11 @@ async fn catch_up(cache: &GraphCache, feed: &ChangeFeed) -> Result<(), GraphErro
             let applied = cache.reload(dropped).await?;
             announce(store, feed, applied).await?;
             feed.recheck_all();
+            // A token or key deleted meanwhile left no row to find: every session
+            // opened with one ends (fail closed), and its client joins again.
+            for kind in [CredentialKind::ApiToken, CredentialKind::Key] {
+                feed.end_opened_with(kind, LOST_TRACK);
+            }
             cache.commit(last);
             continue;
         }

@@ -37,7 +37,7 @@ pub use cache::GraphCache;
 pub use changes::{Change, CHANNEL};
 pub use closure::{Closure, Reached, Standing};
 pub use error::GraphError;
-pub use follow::follow;
+pub use follow::{follow, LOST_TRACK};
 pub use keys::{KeyError, KeyInfo};
 pub use level::Level;
 pub use policy::Policy;
