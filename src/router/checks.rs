@@ -1,11 +1,14 @@
 //! The checks of a URI a client sends (length, syntax under the configured rules, the
-//! router's reserved namespace), the reading of an authorizer's answer, and whether a
+//! router's reserved namespace), waiting for and reading an authorizer's answer, and whether a
 //! durable topic can take a publication, shared by WAMP sessions and the HTTP bridge so
 //! that both hold requests to the same rules.
 
+use std::future::Future;
+use std::sync::Arc;
+
 use super::error::WampError;
 use super::metrics::Metrics;
-use crate::auth::{Action, Decision, Undecided};
+use crate::auth::{Action, Decision, Permissions, Request, Undecided};
 use crate::config::Limits;
 use crate::replay::durable::Durable;
 use crate::replay::{ReplayError, Store};
@@ -80,5 +83,20 @@ mod tests {
         assert_eq!(uri(&limits, "wamp.x", MatchPolicy::Exact), Ok(()));
         assert_eq!(own_uri(&limits, "wamp.x", MatchPolicy::Exact), Err(WampError::ReservedUri("wamp.x".into())));
         assert_eq!(own_uri(&limits, "Com.A", MatchPolicy::Exact), Err(WampError::InvalidUri("Com.A".into())));
+    }
+}
+
+/// The authorizer's answer when it was not in memory (`Check::Ask`): counted as a
+/// wait, and as a failure when it cannot be decided. The future owns what it needs, so
+/// a session can park it while its later messages wait behind it.
+pub fn decide_later(metrics: &Arc<Metrics>, permissions: &Arc<dyn Permissions>, req: Request<'_>) -> impl Future<Output = Result<Decision, Undecided>> + Send + 'static {
+    metrics.authorization_waits.inc();
+    let (metrics, answer) = (metrics.clone(), permissions.decide(req));
+    async move {
+        let d = answer.await;
+        if d.is_err() {
+            metrics.authorization_failures.inc();
+        }
+        d
     }
 }

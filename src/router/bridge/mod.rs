@@ -129,14 +129,7 @@ impl BridgeSession {
         let req = Request { action, uri, policy: MatchPolicy::Exact };
         let decided = match self.handle.permissions.check(req) {
             Check::Decided(d) => Ok(d),
-            Check::Ask => {
-                self.router.metrics.authorization_waits.inc();
-                let d = self.handle.permissions.decide(req).await;
-                if d.is_err() {
-                    self.router.metrics.authorization_failures.inc();
-                }
-                d
-            }
+            Check::Ask => checks::decide_later(&self.router.metrics, &self.handle.permissions, req).await,
         };
         permitted(decided, action, uri)
     }

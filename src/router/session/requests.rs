@@ -162,10 +162,7 @@ impl Session {
         let asked = Request { action: A::ACTION, uri: req.uri(), policy: req.policy() };
         let authz = match me.permissions.check(asked) {
             Check::Decided(d) => Authz::Now(d),
-            Check::Ask => {
-                self.router.metrics.authorization_waits.inc();
-                Authz::Later(me.permissions.decide(asked))
-            }
+            Check::Ask => Authz::Later(Box::pin(checks::decide_later(&self.router.metrics, &me.permissions, asked))),
         };
         match authz {
             Authz::Now(d) => {
@@ -177,9 +174,6 @@ impl Session {
                 let rest: Resume = Box::new(move |s: &mut Session| {
                     // The session may have left while it waited: nothing to finish then.
                     let Some((realm, me)) = s.established() else { return Flow::Continue };
-                    if d.is_err() {
-                        s.router.metrics.authorization_failures.inc();
-                    }
                     let d = permitted(d, A::ACTION, req.uri());
                     req.finish(s, &realm, &me, d)
                 });
