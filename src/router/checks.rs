@@ -54,6 +54,21 @@ pub fn permitted(d: Result<Decision, Undecided>, action: Action, uri: &str) -> R
     }
 }
 
+/// The authorizer's answer when it was not in memory (`Check::Ask`): counted as a
+/// wait, and as a failure when it cannot be decided. The future owns what it needs, so
+/// a session can park it while its later messages wait behind it.
+pub fn decide_later(metrics: &Arc<Metrics>, permissions: &Arc<dyn Permissions>, req: Request<'_>) -> impl Future<Output = Result<Decision, Undecided>> + Send + 'static {
+    metrics.authorization_waits.inc();
+    let (metrics, answer) = (metrics.clone(), permissions.decide(req));
+    async move {
+        let d = answer.await;
+        if d.is_err() {
+            metrics.authorization_failures.inc();
+        }
+        d
+    }
+}
+
 /// The durable writer whose bounded queue a publication to `topic` must take a place
 /// in first (`None`: the topic is not durable). While the event store is offline a
 /// durable topic's publication is refused, and counted: it could not be kept.
@@ -83,20 +98,5 @@ mod tests {
         assert_eq!(uri(&limits, "wamp.x", MatchPolicy::Exact), Ok(()));
         assert_eq!(own_uri(&limits, "wamp.x", MatchPolicy::Exact), Err(WampError::ReservedUri("wamp.x".into())));
         assert_eq!(own_uri(&limits, "Com.A", MatchPolicy::Exact), Err(WampError::InvalidUri("Com.A".into())));
-    }
-}
-
-/// The authorizer's answer when it was not in memory (`Check::Ask`): counted as a
-/// wait, and as a failure when it cannot be decided. The future owns what it needs, so
-/// a session can park it while its later messages wait behind it.
-pub fn decide_later(metrics: &Arc<Metrics>, permissions: &Arc<dyn Permissions>, req: Request<'_>) -> impl Future<Output = Result<Decision, Undecided>> + Send + 'static {
-    metrics.authorization_waits.inc();
-    let (metrics, answer) = (metrics.clone(), permissions.decide(req));
-    async move {
-        let d = answer.await;
-        if d.is_err() {
-            metrics.authorization_failures.inc();
-        }
-        d
     }
 }

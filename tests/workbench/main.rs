@@ -131,15 +131,7 @@ pub async fn join(server: &Server, authid: Option<&str>, ticket: &str, revocatio
         other => panic!("expected CHALLENGE, got {other:?}"),
     }
     c.send(&Message::Authenticate { signature: ticket.into(), extra: Dict::new() }).await;
-    match c.recv().await {
-        Message::Welcome { session, details } => {
-            c.session = session;
-            c.welcome = details;
-            Ok(c)
-        }
-        Message::Abort { reason, details } => Err((reason, details["message"].as_str().unwrap_or_default().to_owned())),
-        other => panic!("expected WELCOME, got {other:?}"),
-    }
+    welcomed(c).await
 }
 
 /// A WAMP-Cryptosign join with the Ed25519 key of `seed`, which the graph stores for
@@ -162,6 +154,11 @@ pub async fn join_with_key(server: &Server, seed: &[u8; 32]) -> Result<Client, (
         other => panic!("expected CHALLENGE, got {other:?}"),
     };
     c.send(&Message::Authenticate { signature: encode_hex(&key.sign(&challenge).to_bytes()), extra: Dict::new() }).await;
+    welcomed(c).await
+}
+
+/// The router's answer to AUTHENTICATE: the joined client, or ABORT's reason and message.
+async fn welcomed(mut c: Client) -> Result<Client, (String, String)> {
     match c.recv().await {
         Message::Welcome { session, details } => {
             c.session = session;

@@ -151,8 +151,6 @@ pub struct GraphCache {
     pub queries: AtomicUsize,
     /// API tokens found valid, so that presenting one again costs no query.
     pub tokens: KnownTokens,
-    /// Token lookups that went to the database, for tests and metrics.
-    pub token_queries: AtomicUsize,
 }
 
 /// The answer to "what level does this user have on this node", from memory.
@@ -178,7 +176,6 @@ impl GraphCache {
             online: AtomicBool::new(false),
             queries: AtomicUsize::new(0),
             tokens: KnownTokens::new(max_principals),
-            token_queries: AtomicUsize::new(0),
         }
     }
 

@@ -3,7 +3,6 @@
 //! Nothing connects here: the task does, so the router starts (and the realm fails
 //! closed) when the database is down.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -67,8 +66,7 @@ impl TokenCheck for GraphTokens {
                 return Ok(holder(info, hash));
             }
             let epoch = cache.tokens.epoch();
-            cache.token_queries.fetch_add(1, Ordering::Relaxed);
-            match cache.store.lookup_token(&token).await {
+            match cache.store.lookup_token_hash(&hash).await {
                 Ok(info) => {
                     cache.tokens.insert(hash.clone(), info.clone(), epoch);
                     Ok(holder(info, hash))

@@ -111,6 +111,11 @@ impl GraphStore {
 
     /// The user a token belongs to, if the token may open a session now.
     pub async fn lookup_token(&self, token: &str) -> Result<TokenInfo, TokenError> {
+        self.lookup_token_hash(&hash_token(token)).await
+    }
+
+    /// `lookup_token` for a token already hashed (`hash_token`).
+    pub async fn lookup_token_hash(&self, hash: &str) -> Result<TokenInfo, TokenError> {
         type Row = (String, bool, bool, Option<i64>, bool, bool);
         let row: Option<Row> = sqlx::query_as(
             "select t.user_id, t.revoked, coalesce(t.expires_at <= now(), false), \
@@ -118,7 +123,7 @@ impl GraphStore {
              from tokens t join principals p on p.id = t.user_id \
              where t.token_sha256 = $1 and p.kind = 'user'",
         )
-        .bind(hash_token(token))
+        .bind(hash)
         .fetch_optional(&self.pool)
         .await
         .map_err(GraphError::from)?;

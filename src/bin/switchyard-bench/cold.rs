@@ -73,6 +73,22 @@ fn put(run: &mut Run, prefix: &str, s: Summary) {
     run.fig(&format!("{prefix}_max_ms"), ms(s.max));
 }
 
+/// One pass of `joins` as `{prefix}s` (e.g. `token_joins`), `{prefix}s_per_s`,
+/// `{prefix}s_per_router_cpu_s`, the cores of the router, the generator and the rest of
+/// the machine (PostgreSQL's share, mostly), and the HELLO → WELCOME times
+/// (`{prefix}_p50_ms`, ...).
+fn put_joins(run: &mut Run, prefix: &str, (rate, joined, cpu, errors): (f64, Summary, CpuReport, Vec<String>)) -> (f64, Summary) {
+    run.fig(&format!("{prefix}s"), joined.count as u64);
+    run.fig(&format!("{prefix}s_per_s"), round(rate, 1));
+    run.fig(&format!("{prefix}s_per_router_cpu_s"), cpu.per_router_cpu_s(joined.count as u64).map(|x| round(x, 1)));
+    run.fig(&format!("{prefix}s_router_cores"), cpu.router_cores().map(|x| round(x, 2)));
+    run.fig(&format!("{prefix}s_generator_cores"), round(cpu.generator_cores(), 2));
+    run.fig(&format!("{prefix}s_other_cores"), round(cpu.other_cpu_s / cpu.wall_s.max(1e-9), 2));
+    put(run, prefix, joined);
+    run.errors.extend(errors);
+    (rate, joined)
+}
+
 async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
     if p.objects < 2 || p.users < 2 {
         return Err("graph-cold needs --users and --objects of at least 2".into());
@@ -126,41 +142,18 @@ async fn measure(ctx: &Ctx, p: &Params, run: &mut Run) -> Result<(), String> {
 
     // Joins with a token each.
     let tokens: Vec<Identity> = join_tokens.iter().map(|t| Identity::token(t)).collect();
-    let (rate, joined, cpu, errors) = joins(ctx, tokens, p.concurrency).await?;
-    run.fig("token_joins", joined.count as u64);
-    run.fig("token_joins_per_s", round(rate, 1));
-    run.fig("token_joins_per_router_cpu_s", cpu.per_router_cpu_s(joined.count as u64).map(|x| round(x, 1)));
-    run.fig("token_joins_router_cores", cpu.router_cores().map(|x| round(x, 2)));
-    run.fig("token_joins_generator_cores", round(cpu.generator_cores(), 2));
-    // PostgreSQL's share, mostly: the machine's busy time less router and generator.
-    run.fig("token_joins_other_cores", round(cpu.other_cpu_s / cpu.wall_s.max(1e-9), 2));
-    put(run, "token_join", joined);
-    run.errors.extend(errors);
+    let (rate, joined) = put_joins(run, "token_join", joins(ctx, tokens, p.concurrency).await?);
 
     // The same tokens again: each was found valid once, so the router may answer from
     // memory (a service joining again, an HTTP bridge request with its token).
     let again: Vec<Identity> = join_tokens.iter().map(|t| Identity::token(t)).collect();
-    let (again_rate, rejoined, again_cpu, errors) = joins(ctx, again, p.concurrency).await?;
-    run.fig("token_rejoins", rejoined.count as u64);
-    run.fig("token_rejoins_per_s", round(again_rate, 1));
-    run.fig("token_rejoins_per_router_cpu_s", again_cpu.per_router_cpu_s(rejoined.count as u64).map(|x| round(x, 1)));
-    run.fig("token_rejoins_router_cores", again_cpu.router_cores().map(|x| round(x, 2)));
-    run.fig("token_rejoins_other_cores", round(again_cpu.other_cpu_s / again_cpu.wall_s.max(1e-9), 2));
-    put(run, "token_rejoin", rejoined);
-    run.errors.extend(errors);
+    let (again_rate, rejoined) = put_joins(run, "token_rejoin", joins(ctx, again, p.concurrency).await?);
 
     // For reference: the same with a static principal's ticket.
     let service = ctx.service();
     let mut reference = String::new();
     if matches!(service, Identity::Ticket { .. }) {
-        let (rate, joined, cpu, errors) = joins(ctx, vec![service; p.joins], p.concurrency).await?;
-        run.fig("ticket_joins", joined.count as u64);
-        run.fig("ticket_joins_per_s", round(rate, 1));
-        run.fig("ticket_joins_per_router_cpu_s", cpu.per_router_cpu_s(joined.count as u64).map(|x| round(x, 1)));
-        run.fig("ticket_joins_router_cores", cpu.router_cores().map(|x| round(x, 2)));
-        run.fig("ticket_joins_generator_cores", round(cpu.generator_cores(), 2));
-        put(run, "ticket_join", joined);
-        run.errors.extend(errors);
+        let (rate, _) = put_joins(run, "ticket_join", joins(ctx, vec![service; p.joins], p.concurrency).await?);
         reference = format!("; static ticket {} joins/s", thousands(rate));
     }
     run.headline = format!(

@@ -11,7 +11,7 @@ use crate::router::broker::{History, HistoryQuery};
 use crate::router::error::WampError;
 use crate::wamp::ids::{PublicationId, SubscriptionId};
 use crate::wamp::writer::Writer;
-use crate::wamp::{DecodeError, Payload, Serializer, Value};
+use crate::wamp::{DecodeError, Dict, Payload, Serializer, Value};
 
 /// `wamp.subscription.get_events(subscription, limit?)` with the keyword filters
 /// `limit`, `reverse`, `after_time`, `before_time`, `after_publication`,
@@ -80,18 +80,12 @@ fn history_list(ser: Serializer, subscription: u64, history: &History) -> Result
         w.key("args");
         match &ev.payload.args {
             Some(p) => w.payload(p)?,
-            None => {
-                w.list(0);
-                w.end();
-            }
+            None => w.value(&Value::List(Vec::new())),
         }
         w.key("kwargs");
         match &ev.payload.kwargs {
             Some(p) => w.payload(p)?,
-            None => {
-                w.dict(0);
-                w.end();
-            }
+            None => w.value(&Value::Dict(Dict::new())),
         }
         if let Some(gap) = gap {
             w.key("_gap");
